@@ -1,0 +1,83 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/ledgerworks/ledger/events"
+)
+
+// Encoding is how a message body is encoded.
+type Encoding int
+
+// Encodings.
+const (
+	JSON Encoding = iota
+	Msgpack
+)
+
+// Detect returns the encoding of a body: JSON when it starts with '{' or '['.
+func Detect(b []byte) Encoding {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{', '[':
+			return JSON
+		}
+		return Msgpack
+	}
+	return JSON
+}
+
+// MaxRequestBytes bounds a request body.
+const MaxRequestBytes = events.MaxBatchBytes
+
+// Decode decodes a request body into v, returning a typed malformed or
+// too_large error.
+func Decode(b []byte, v any) error {
+	if len(b) > MaxRequestBytes {
+		return &events.Error{Code: events.CodeTooLarge, Message: fmt.Sprintf("request is %d bytes, limit %d", len(b), MaxRequestBytes), Details: map[string]any{"size": len(b), "limit": MaxRequestBytes}}
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return &events.Error{Code: events.CodeMalformed, Message: "empty request body"}
+	}
+	var err error
+	if Detect(b) == JSON {
+		err = json.Unmarshal(b, v)
+	} else {
+		dec := msgpack.NewDecoder(bytes.NewReader(b))
+		dec.SetCustomStructTag("json")
+		err = dec.Decode(v)
+	}
+	if err != nil {
+		return events.AsDecodeError(err, Detect(b).String())
+	}
+	return nil
+}
+
+// Encode encodes v in the given encoding.
+func Encode(enc Encoding, v any) ([]byte, error) {
+	if enc == JSON {
+		return json.Marshal(v)
+	}
+	var buf bytes.Buffer
+	e := msgpack.NewEncoder(&buf)
+	e.SetCustomStructTag("json")
+	e.SetSortMapKeys(true)
+	e.UseCompactInts(true)
+	if err := e.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func (e Encoding) String() string {
+	if e == JSON {
+		return "json"
+	}
+	return "msgpack"
+}

@@ -1,0 +1,84 @@
+// Command ledger runs the usage ledger: `ledger serve` starts an embedded
+// NATS server with JetStream, the event stream, a projector and the
+// request/reply service in one process.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ledgerworks/ledger/ledger"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "ledger:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: ledger <command> [flags]
+
+commands:
+  serve    run the ledger (embedded NATS + JetStream, projector, service)
+
+Run "ledger <command> -h" for the flags of a command.`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	fmt.Fprintln(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg ledger.Config
+	var durability, level string
+	fs.StringVar(&cfg.DataDir, "data", "./data", "data directory (JetStream files and the projection)")
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:4222", "client address of the embedded NATS server")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS server instead of embedding one")
+	fs.StringVar(&durability, "durability", string(ledger.SyncAlways), "embedded server fsync: always (every write) or periodic (every 2 minutes)")
+	fs.DurationVar(&cfg.Service.MaxSkew, "max-skew", 0, "how far an event's time may be from the ledger clock (default 5m)")
+	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.Durability = ledger.Durability(durability)
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("log level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	l, err := ledger.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		cfg.Logger.Info("shutting down")
+	case <-l.Done():
+	}
+	return l.Close()
+}

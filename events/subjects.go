@@ -1,0 +1,54 @@
+package events
+
+import (
+	"hash/fnv"
+	"strconv"
+)
+
+// The stream's subject layout: ledger.ev.<partition>.<tenant>.<class>.
+//
+// The partition is FNV-32a of the tenant modulo Partitions, the function NATS
+// subject mapping uses, so a projector can own a set of partitions with a
+// filter (ledger.ev.3.>) and a later server-side mapping agrees with clients.
+// The class separates producer facts from ledger decisions, so decisions can
+// be fenced on their own subject with an expected last sequence while
+// producers append usage freely.
+const (
+	StreamName    = "LEDGER"
+	SubjectPrefix = "ledger.ev"
+	// Partitions is fixed for the life of a stream.
+	Partitions = 16
+)
+
+// Subject classes.
+const (
+	ClassUsage    = "usage"    // usage reported by producers after the fact
+	ClassDecision = "decision" // reservations, consumes, workflows, retry signals: decided by the ledger
+	ClassAdmin    = "admin"    // quotas, plans, resets
+)
+
+// Partition returns the partition of a tenant.
+func Partition(tenant string) int {
+	h := fnv.New32a()
+	h.Write([]byte(tenant))
+	return int(h.Sum32() % Partitions)
+}
+
+// Subject returns the stream subject for a tenant's events of a class.
+func Subject(tenant, class string) string {
+	return SubjectPrefix + "." + strconv.Itoa(Partition(tenant)) + "." + tenant + "." + class
+}
+
+// PartitionFilter returns the filter subject of one partition.
+func PartitionFilter(p int) string { return SubjectPrefix + "." + strconv.Itoa(p) + ".>" }
+
+// ClassOf returns the subject class an event type is appended under.
+func ClassOf(t Type) string {
+	switch t {
+	case TypeUsageRecorded, TypeUsageCorrected:
+		return ClassUsage
+	case TypeQuotaSet, TypeQuotaDeleted, TypeCounterReset, TypePlanSet:
+		return ClassAdmin
+	}
+	return ClassDecision
+}

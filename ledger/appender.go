@@ -1,0 +1,88 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ledgerworks/ledger/events"
+)
+
+// BatchID is the Nats-Msg-Id of a message carrying evs: a hash of their IDs,
+// so a retried batch is the same message to the stream's duplicate window.
+// Each event ID is also deduplicated by the projection, so a retry that
+// regroups events differently is still counted once.
+func BatchID(evs []events.Event) string {
+	h := sha256.New()
+	for i := range evs {
+		h.Write([]byte(evs[i].Tenant))
+		h.Write([]byte{0})
+		h.Write([]byte(evs[i].ID))
+		h.Write([]byte{0})
+	}
+	return "b-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Appender appends events to the ledger stream.
+type Appender struct {
+	js jetstream.JetStream
+}
+
+// NewAppender returns an appender publishing through js.
+func NewAppender(js jetstream.JetStream) *Appender { return &Appender{js: js} }
+
+// Fence makes an append conditional on the last sequence of its subject, so
+// that two deciders cannot both act on the same state.
+type Fence struct {
+	LastSeq uint64
+}
+
+// Append publishes one tenant's events of one subject class as one stream
+// message and waits for the stream's acknowledgement. With a fence, it fails
+// with events.ErrConflict when another message reached the subject first.
+func (a *Appender) Append(ctx context.Context, tenant, class string, evs []events.Event, fence *Fence) (uint64, error) {
+	data, err := events.EncodeBatch(evs)
+	if err != nil {
+		return 0, err
+	}
+	msg := nats.NewMsg(events.Subject(tenant, class))
+	msg.Data = data
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(BatchID(evs))}
+	if fence != nil {
+		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(fence.LastSeq))
+	}
+	ack, err := a.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		return 0, translatePublishError(err)
+	}
+	return ack.Sequence, nil
+}
+
+// JetStream error codes that mean "another writer got there first". On one
+// replica a wrong last sequence is 10071; on a replicated stream a write with
+// another expectation in flight for the subject is refused with 10164.
+const (
+	errCodeWrongLastSequence   = 10071
+	errCodeExpectationInFlight = 10164
+)
+
+// translatePublishError maps JetStream's errors onto the ledger's codes. It
+// is the only place that knows JetStream error numbers.
+func translatePublishError(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case errCodeWrongLastSequence, errCodeExpectationInFlight:
+			return &events.Error{Code: events.CodeConflict, Message: "another decision reached the stream first", Details: map[string]any{"jetstream_code": int(apiErr.ErrorCode)}}
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		return &events.Error{Code: events.CodeUnavailable, Message: "the stream did not acknowledge: " + err.Error(), Suggestion: "retry with the same event IDs; a retry is never counted twice"}
+	}
+	return fmt.Errorf("append to stream: %w", err)
+}

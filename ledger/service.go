@@ -1,0 +1,485 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
+
+	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/events"
+	"github.com/ledgerworks/ledger/projections"
+)
+
+// ServiceOptions configure the request/reply service. The zero value is
+// usable.
+type ServiceOptions struct {
+	// MaxSkew is how far an event's time may be from the ledger clock
+	// (default 5 minutes).
+	MaxSkew time.Duration
+	// Now is the ledger clock (default time.Now). Deciding is the only
+	// place the clock enters.
+	Now func() time.Time
+	// WaitTimeout bounds how long a request waits for the stream or the
+	// projection (default 5 s).
+	WaitTimeout time.Duration
+	// MaxInFlight bounds requests handled at once (default 1024).
+	MaxInFlight int
+	// ReadOnly serves queries only (a standalone projector).
+	ReadOnly bool
+	Logger   *slog.Logger
+}
+
+func (o ServiceOptions) withDefaults() ServiceOptions {
+	if o.MaxSkew <= 0 {
+		o.MaxSkew = 5 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.WaitTimeout <= 0 {
+		o.WaitTimeout = 5 * time.Second
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 1024
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Service is the ledger's NATS micro service.
+type Service struct {
+	opts ServiceOptions
+	app  *Appender
+	proj *projections.Projector
+	svc  micro.Service
+	sem  chan struct{}
+	wg   sync.WaitGroup
+	ids  *nuid.NUID
+}
+
+// StartService registers the micro service "ledger" on nc. Writes go through
+// app (nil for a read-only service); reads come from proj.
+func StartService(nc *nats.Conn, app *Appender, proj *projections.Projector, opts ServiceOptions) (*Service, error) {
+	opts = opts.withDefaults()
+	s := &Service{opts: opts, app: app, proj: proj, sem: make(chan struct{}, opts.MaxInFlight), ids: nuid.New()}
+	role := "ledger"
+	if opts.ReadOnly || app == nil {
+		opts.ReadOnly = true
+		s.opts.ReadOnly = true
+		role = "projector"
+	}
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        api.ServiceName,
+		Version:     api.ServiceVersion,
+		Description: "usage ledger: quota checks, reservations and usage over an event stream",
+		Metadata:    map[string]string{"role": role},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add micro service: %w", err)
+	}
+	s.svc = svc
+	type endpoint struct {
+		name, subject string
+		write         bool
+		h             func(ctx context.Context, enc api.Encoding, data []byte) (any, error)
+	}
+	eps := []endpoint{
+		{"check", api.SubjectCheck, false, s.check},
+		{"usage_get", api.SubjectUsage, false, s.usage},
+		{"quota_get", api.SubjectQuotaGet, false, s.quotaGet},
+		{"quota_list", api.SubjectQuotaList, false, s.quotaList},
+		{"usage_record", api.SubjectRecordUsage, true, s.recordUsage},
+		{"quota_set", api.SubjectQuotaSet, true, s.quotaSet},
+		{"quota_delete", api.SubjectQuotaDelete, true, s.quotaDelete},
+	}
+	for _, ep := range eps {
+		if ep.write && opts.ReadOnly {
+			continue
+		}
+		if err := svc.AddEndpoint(ep.name, s.handler(ep.h), micro.WithEndpointSubject(ep.subject)); err != nil {
+			svc.Stop()
+			return nil, fmt.Errorf("add endpoint %s: %w", ep.name, err)
+		}
+	}
+	return s, nil
+}
+
+// Stop drains the service's subscriptions and waits for the requests in
+// flight.
+func (s *Service) Stop() error {
+	err := s.svc.Stop()
+	s.wg.Wait()
+	return err
+}
+
+// handler adapts a typed handler: it runs each request on its own goroutine
+// (bounded), so one slow append never holds up other callers, and encodes
+// the reply or the typed error in the request's encoding.
+func (s *Service) handler(h func(context.Context, api.Encoding, []byte) (any, error)) micro.HandlerFunc {
+	return func(req micro.Request) {
+		s.sem <- struct{}{}
+		s.wg.Add(1)
+		go func() {
+			defer func() { <-s.sem; s.wg.Done() }()
+			enc := api.Detect(req.Data())
+			ctx, cancel := context.WithTimeout(context.Background(), s.opts.WaitTimeout)
+			defer cancel()
+			reply, err := h(ctx, enc, req.Data())
+			if err != nil {
+				s.respondError(req, enc, err)
+				return
+			}
+			b, err := api.Encode(enc, reply)
+			if err != nil {
+				s.respondError(req, enc, err)
+				return
+			}
+			if err := req.Respond(b); err != nil {
+				s.opts.Logger.Debug("respond", "err", err)
+			}
+		}()
+	}
+}
+
+// statusOf maps a code to the micro error status shown by the nats CLI.
+func statusOf(c events.Code) string {
+	switch c {
+	case events.CodeMalformed, events.CodeInvalidArgument, events.CodeUnknownEventType, events.CodeClockSkew:
+		return "400"
+	case events.CodeNotFound:
+		return "404"
+	case events.CodeConflict:
+		return "409"
+	case events.CodeTooLarge:
+		return "413"
+	case events.CodeQuotaExceeded, events.CodeRetryLater:
+		return "429"
+	case events.CodeUnavailable:
+		return "503"
+	}
+	return "500"
+}
+
+func (s *Service) respondError(req micro.Request, enc api.Encoding, err error) {
+	e := events.AsError(err)
+	if e.Code == events.CodeInternal {
+		s.opts.Logger.Error("request failed", "subject", req.Subject(), "err", err)
+	}
+	b, mErr := api.Encode(enc, api.ErrorReply{Error: e})
+	if mErr != nil {
+		b = nil
+	}
+	if err := req.Error(statusOf(e.Code), e.Message, b); err != nil {
+		s.opts.Logger.Debug("respond error", "err", err)
+	}
+}
+
+func requireTenant(t string) error {
+	if t == "" {
+		return &events.Error{Code: events.CodeInvalidArgument, Message: "tenant: missing", Details: map[string]any{"field": "tenant"}}
+	}
+	if !events.ValidTenant(t) {
+		return &events.Error{Code: events.CodeInvalidArgument, Message: fmt.Sprintf("tenant: %q cannot be a subject token", t), Details: map[string]any{"field": "tenant"}}
+	}
+	return nil
+}
+
+// waitApplied makes a read see at least stream sequence seq.
+func (s *Service) waitApplied(ctx context.Context, seq uint64) error {
+	if seq == 0 || s.proj.Applied() >= seq {
+		return nil
+	}
+	if err := s.proj.WaitApplied(ctx, seq); err != nil {
+		return &events.Error{Code: events.CodeUnavailable, Message: fmt.Sprintf("projection has not reached sequence %d yet", seq), Details: map[string]any{"applied_seq": s.proj.Applied(), "after_seq": seq}, Suggestion: "retry shortly"}
+	}
+	return nil
+}
+
+// recordUsage validates every event first and appends only if all are
+// valid: bad input changes nothing.
+func (s *Service) recordUsage(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	evs, err := events.DecodeBatch(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) == 0 {
+		return nil, &events.Error{Code: events.CodeInvalidArgument, Message: "no events"}
+	}
+	now := s.opts.Now()
+	var order []string
+	byTenant := map[string][]events.Event{}
+	for i := range evs {
+		ev := &evs[i]
+		if err := ev.Validate(); err != nil {
+			return nil, withIndex(err, i)
+		}
+		if events.ClassOf(ev.Type) != events.ClassUsage {
+			return nil, withIndex(&events.Error{Code: events.CodeInvalidArgument, Message: fmt.Sprintf("%s cannot be recorded here; use its own request", ev.Type), Details: map[string]any{"type": string(ev.Type)}}, i)
+		}
+		if err := events.CheckSkew(ev, now, s.opts.MaxSkew); err != nil {
+			return nil, withIndex(err, i)
+		}
+		if _, ok := byTenant[ev.Tenant]; !ok {
+			order = append(order, ev.Tenant)
+		}
+		byTenant[ev.Tenant] = append(byTenant[ev.Tenant], *ev)
+	}
+	var seq uint64
+	for _, t := range order {
+		if seq, err = s.app.Append(ctx, t, events.ClassUsage, byTenant[t], nil); err != nil {
+			return nil, err
+		}
+	}
+	return api.RecordUsageReply{Events: len(evs), Seq: seq}, nil
+}
+
+func withIndex(err error, i int) error {
+	e := *events.AsError(err)
+	d := map[string]any{"index": i}
+	for k, v := range e.Details {
+		d[k] = v
+	}
+	e.Details = d
+	return &e
+}
+
+// adminEvent builds an event decided by the ledger itself.
+func (s *Service) adminEvent(tenant string, p events.Payload) events.Event {
+	return events.New(s.ids.Next(), tenant, s.opts.Now().UTC(), nil, p)
+}
+
+// appendAndApply appends admin events and waits until this instance's
+// projection has folded them, so that the caller's next read sees them.
+func (s *Service) appendAndApply(ctx context.Context, tenant string, evs ...events.Event) (uint64, error) {
+	seq, err := s.app.Append(ctx, tenant, events.ClassAdmin, evs, nil)
+	if err != nil {
+		return 0, err
+	}
+	return seq, s.waitApplied(ctx, seq)
+}
+
+func (s *Service) quotaSet(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	var req api.QuotaSetRequest
+	if err := api.Decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := requireTenant(req.Tenant); err != nil {
+		return nil, err
+	}
+	ev := s.adminEvent(req.Tenant, &events.QuotaSet{Quota: req.Quota})
+	if err := ev.Validate(); err != nil {
+		return nil, err
+	}
+	seq, err := s.appendAndApply(ctx, req.Tenant, ev)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := s.readQuota(req.Tenant, req.Quota.ID)
+	if err != nil {
+		return nil, err
+	}
+	reply.Seq = seq
+	return reply, nil
+}
+
+func (s *Service) quotaDelete(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	var req api.QuotaRequest
+	if err := api.Decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := requireTenant(req.Tenant); err != nil {
+		return nil, err
+	}
+	if err := s.waitApplied(ctx, req.AfterSeq); err != nil {
+		return nil, err
+	}
+	if _, err := s.readQuota(req.Tenant, req.ID); err != nil {
+		return nil, err
+	}
+	ev := s.adminEvent(req.Tenant, &events.QuotaDeleted{Quota: req.ID})
+	if err := ev.Validate(); err != nil {
+		return nil, err
+	}
+	seq, err := s.appendAndApply(ctx, req.Tenant, ev)
+	if err != nil {
+		return nil, err
+	}
+	return api.WriteReply{Seq: seq}, nil
+}
+
+func (s *Service) readQuota(tenant, id string) (api.QuotaReply, error) {
+	var reply api.QuotaReply
+	err := s.proj.View(tenant, func(t *projections.Tenant, _ projections.Counters, _ uint64) error {
+		qs, ok := t.Quotas[id]
+		if !ok {
+			return &events.Error{Code: events.CodeNotFound, Message: fmt.Sprintf("tenant %s has no quota %q", tenant, id), Details: map[string]any{"tenant": tenant, "quota": id}}
+		}
+		reply = api.QuotaReply{Quota: qs.Quota, Since: qs.Since}
+		return nil
+	})
+	return reply, err
+}
+
+func (s *Service) quotaGet(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	var req api.QuotaRequest
+	if err := api.Decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := requireTenant(req.Tenant); err != nil {
+		return nil, err
+	}
+	if err := s.waitApplied(ctx, req.AfterSeq); err != nil {
+		return nil, err
+	}
+	return s.readQuota(req.Tenant, req.ID)
+}
+
+func (s *Service) quotaList(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	var req api.TenantRequest
+	if err := api.Decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := requireTenant(req.Tenant); err != nil {
+		return nil, err
+	}
+	if err := s.waitApplied(ctx, req.AfterSeq); err != nil {
+		return nil, err
+	}
+	reply := api.QuotaListReply{Quotas: []api.QuotaReply{}}
+	err := s.proj.View(req.Tenant, func(t *projections.Tenant, _ projections.Counters, _ uint64) error {
+		for _, id := range t.QuotaIDs() {
+			qs := t.Quotas[id]
+			reply.Quotas = append(reply.Quotas, api.QuotaReply{Quota: qs.Quota, Since: qs.Since})
+		}
+		return nil
+	})
+	return reply, err
+}
+
+func (s *Service) usage(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	var req api.TenantRequest
+	if err := api.Decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := requireTenant(req.Tenant); err != nil {
+		return nil, err
+	}
+	if err := s.waitApplied(ctx, req.AfterSeq); err != nil {
+		return nil, err
+	}
+	tot, applied, err := s.proj.Totals(req.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	return api.UsageReply{Tenant: req.Tenant, Totals: tot, AppliedSeq: applied}, nil
+}
+
+func (s *Service) check(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	var req api.CheckRequest
+	if err := api.Decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := requireTenant(req.Tenant); err != nil {
+		return nil, err
+	}
+	now := s.opts.Now()
+	// A check is validated like the usage it asks about.
+	probe := events.New("check", req.Tenant, now, req.Dims, &events.UsageRecorded{Amounts: req.Request})
+	probe.Groups = req.Groups
+	if err := probe.Validate(); err != nil {
+		return nil, err
+	}
+	if err := s.waitApplied(ctx, req.AfterSeq); err != nil {
+		return nil, err
+	}
+	var reply api.CheckReply
+	err := s.proj.View(req.Tenant, func(t *projections.Tenant, c projections.Counters, applied uint64) error {
+		sts := projections.Statuses(t, c, projections.Call{Dims: req.Dims, Groups: req.Groups, Request: req.Request}, now)
+		reply = CheckReplyOf(sts, now)
+		reply.AppliedSeq = applied
+		return nil
+	})
+	return reply, err
+}
+
+// CheckReplyOf turns limit statuses into a check reply: denied by the first
+// exceeded hard limit (the one that resets last, since waiting for an earlier
+// one would not be enough).
+func CheckReplyOf(sts []projections.LimitStatus, now time.Time) api.CheckReply {
+	reply := api.CheckReply{Allowed: true, Limits: make([]api.LimitStatus, 0, len(sts))}
+	var worst *projections.LimitStatus
+	for i := range sts {
+		st := &sts[i]
+		reply.Limits = append(reply.Limits, LimitStatusOf(st, now))
+		if st.Warning {
+			reply.Warning = true
+		}
+		if st.Exceeded && !st.Soft && (worst == nil || st.ResetsAt.After(worst.ResetsAt)) {
+			worst = st
+		}
+	}
+	if worst != nil {
+		e := ExceededError(worst, now)
+		reply.Allowed = false
+		reply.Code = e.Code
+		reply.Message = e.Message
+		reply.RetryAfter = e.RetryAfter
+	}
+	return reply
+}
+
+// ExceededError is the quota_exceeded error for a limit.
+func ExceededError(st *projections.LimitStatus, now time.Time) *events.Error {
+	in := st.ResetsAt.Sub(now)
+	if in < 0 {
+		in = 0
+	}
+	e := &events.Error{
+		Code: events.CodeQuotaExceeded,
+		Message: fmt.Sprintf("%s limit of quota %s exceeded: %d of %d used, resets in %s",
+			st.Limit.Metric, st.Quota, st.Used+st.Reserved, st.Limit.Max, Humanize(in)),
+		Details: map[string]any{
+			"quota": st.Quota, "metric": string(st.Limit.Metric), "limit": st.Limit.Max,
+			"used": st.Used, "reserved": st.Reserved, "requested": st.Requested,
+			"remaining": st.Remaining, "resets_at": st.ResetsAt.UTC().Format(time.RFC3339),
+		},
+		Suggestion: "wait for the window to reset or ask for a higher limit",
+	}
+	if st.Split != "" {
+		e.Details["split"] = st.Split
+	}
+	return e.WithRetryAfter(in)
+}
+
+// LimitStatusOf converts a projection status to its wire form.
+func LimitStatusOf(st *projections.LimitStatus, now time.Time) api.LimitStatus {
+	enf := string(events.Hard)
+	if st.Soft {
+		enf = string(events.Soft)
+	}
+	in := st.ResetsAt.Sub(now)
+	if in < 0 {
+		in = 0
+	}
+	out := api.LimitStatus{
+		Quota: st.Quota, Split: st.Split, Metric: st.Limit.Metric, Window: st.Limit.Window,
+		Enforcement: enf, Limit: st.Limit.Max, Used: st.Used, Reserved: st.Reserved,
+		Requested: st.Requested, Remaining: st.Remaining,
+		PercentUsed: float64(int64(st.PercentUsed*100+0.5)) / 100,
+		Warning:     st.Warning, Exceeded: st.Exceeded,
+		ResetsAt: st.ResetsAt.UTC(), ResetsIn: int64((in + time.Second - 1) / time.Second),
+	}
+	if !st.WindowStart.IsZero() {
+		ws := st.WindowStart.UTC()
+		out.WindowStart = &ws
+	}
+	return out
+}

@@ -1,0 +1,315 @@
+package projections
+
+import (
+	"time"
+
+	"github.com/ledgerworks/ledger/events"
+)
+
+// CounterKey names one windowed counter: a limit of a quota, for one split,
+// in one bucket. Reserved counters hold reservations' estimates; the others
+// count usage.
+type CounterKey struct {
+	Tenant   string `msgpack:"t"`
+	Quota    string `msgpack:"q"`
+	Epoch    uint32 `msgpack:"e,omitempty"`
+	Split    string `msgpack:"s,omitempty"`
+	Limit    string `msgpack:"l"`
+	Bucket   int64  `msgpack:"b"`
+	Reserved bool   `msgpack:"r,omitempty"`
+}
+
+// TotalKey names a tenant's all-time total of one metric.
+type TotalKey struct {
+	Tenant string
+	Metric events.Metric
+}
+
+// Deltas are the counter changes of one or more events, aggregated so that a
+// batch of events costs one write per touched counter.
+type Deltas struct {
+	Counters map[CounterKey]int64
+	Totals   map[TotalKey]int64
+}
+
+// NewDeltas returns empty deltas.
+func NewDeltas() *Deltas {
+	return &Deltas{Counters: map[CounterKey]int64{}, Totals: map[TotalKey]int64{}}
+}
+
+func (d *Deltas) add(k CounterKey, n int64) {
+	if n != 0 {
+		d.Counters[k] += n
+	}
+}
+
+func (d *Deltas) addTotals(tenant string, a events.Amounts, sign int64) {
+	put := func(m events.Metric, n int64) {
+		if n != 0 {
+			d.Totals[TotalKey{tenant, m}] += sign * n
+		}
+	}
+	put(events.MetricTokens, a.TotalTokens())
+	put(events.MetricInputTokens, a.InputTokens)
+	put(events.MetricOutputTokens, a.OutputTokens)
+	put(events.MetricRequests, a.Requests)
+	put(events.MetricCost, a.Cost)
+	for name, n := range a.Actions {
+		put(events.ActionMetric(name), n)
+	}
+}
+
+// Meta is the stream metadata of the message an event came in.
+type Meta struct {
+	Seq      uint64 // stream sequence of the message
+	Decision bool   // the message is on the tenant's decision subject
+}
+
+// Evolve applies one event to its tenant's state and adds the counter changes
+// it causes to d. It is deterministic: it reads only the event, its stream
+// metadata and the state, never the clock, and it ignores event types it does
+// not know. Deduplication by event ID happens before Evolve.
+func Evolve(t *Tenant, ev *events.Event, m Meta, d *Deltas) {
+	switch p := ev.Payload.(type) {
+	case *events.UsageRecorded:
+		d.addTotals(t.Name, p.Amounts, 1)
+		t.count(ev, p.Amounts, 1, d)
+	case *events.UsageCorrected:
+		d.addTotals(t.Name, p.Delta, 1)
+		t.count(ev, p.Delta, 1, d)
+	case *events.ReservationCreated:
+		t.reserve(ev, p, d)
+	case *events.ReservationReconciled:
+		t.settle(p.Reservation, &p.Actual, d)
+	case *events.ReservationReleased:
+		t.settle(p.Reservation, nil, d)
+	case *events.ReservationExpired:
+		t.settle(p.Reservation, nil, d)
+	case *events.RetrySignalled:
+		if t.Retries == nil {
+			t.Retries = map[string]Retry{}
+		}
+		t.Retries[RetryKey(ev.Dims)] = Retry{Key: ev.Dims, Signal: *p, At: ev.Time}
+		t.dropPassedRetries(ev.Time)
+	case *events.RetryCleared:
+		delete(t.Retries, RetryKey(ev.Dims))
+	case *events.WorkflowBegun:
+		if t.Workflows == nil {
+			t.Workflows = map[string]*Workflow{}
+		}
+		t.Workflows[p.Workflow] = &Workflow{ID: p.Workflow, Begun: ev.Time, Dims: ev.Dims, Groups: ev.Groups}
+		t.countMetric(ev, events.MetricWorkflows, 1, d)
+	case *events.WorkflowStepped:
+		if w := t.Workflows[p.Workflow]; w != nil {
+			w.Steps++
+		}
+	case *events.WorkflowEnded:
+		delete(t.Workflows, p.Workflow)
+	case *events.QuotaSet:
+		if t.Quotas == nil {
+			t.Quotas = map[string]*QuotaState{}
+		}
+		since := ev.Time
+		if old, ok := t.Quotas[p.Quota.ID]; ok {
+			since = old.Since
+		}
+		t.Quotas[p.Quota.ID] = newQuotaState(p.Quota, since)
+		t.quotasChanged()
+	case *events.QuotaDeleted:
+		if _, ok := t.Quotas[p.Quota]; ok {
+			delete(t.Quotas, p.Quota)
+			t.bumpEpoch(p.Quota) // a quota created again later starts afresh
+			t.quotasChanged()
+		}
+	case *events.CounterReset:
+		if p.Split == "" {
+			t.bumpEpoch(p.Quota)
+		} else {
+			t.bumpEpoch(p.Quota + "\x00" + p.Split)
+		}
+		for k := range t.Rolling {
+			if rollingOf(k, p.Quota, p.Split) {
+				delete(t.Rolling, k)
+			}
+		}
+	case *events.PlanSet:
+		if t.Plans == nil {
+			t.Plans = map[string]events.PlanSet{}
+		}
+		t.Plans[p.Project] = *p
+	}
+}
+
+// Amount is what a call of amounts a costs against one limit of q: tokens are
+// multiplied by the quota's cost for the call's operation.
+func Amount(q *events.Quota, m events.Metric, a *events.Amounts, operation string) int64 {
+	n := a.Of(m)
+	if m == events.MetricTokens && n != 0 {
+		n *= q.Multiplier(operation)
+	}
+	return n
+}
+
+// count adds amounts to every matching quota's counters at the event's time.
+func (t *Tenant) count(ev *events.Event, a events.Amounts, sign int64, d *Deltas) {
+	op := ev.Dims[events.DimOperation]
+	for _, id := range t.QuotaIDs() {
+		qs := t.Quotas[id]
+		if !qs.Quota.Matches(ev.Dims, ev.Groups) {
+			continue
+		}
+		split := qs.Quota.SplitKey(ev.Dims)
+		for i, l := range qs.Quota.Limits {
+			n := Amount(&qs.Quota, l.Metric, &a, op)
+			if n == 0 {
+				continue
+			}
+			if k, ok := t.counterKey(qs, i, split, ev.Time); ok {
+				d.add(k, sign*n)
+			}
+		}
+	}
+}
+
+// countMetric adds n of one metric to every matching quota limiting it.
+func (t *Tenant) countMetric(ev *events.Event, m events.Metric, n int64, d *Deltas) {
+	for _, id := range t.QuotaIDs() {
+		qs := t.Quotas[id]
+		if !qs.Quota.Matches(ev.Dims, ev.Groups) {
+			continue
+		}
+		split := qs.Quota.SplitKey(ev.Dims)
+		for i, l := range qs.Quota.Limits {
+			if l.Metric != m {
+				continue
+			}
+			if k, ok := t.counterKey(qs, i, split, ev.Time); ok {
+				d.add(k, n)
+			}
+		}
+	}
+}
+
+// counterKey returns the usage counter that an event at time at counts in,
+// starting a rolling window if none is open. It returns false for an event
+// older than every rolling window still known.
+func (t *Tenant) counterKey(qs *QuotaState, i int, split string, at time.Time) (CounterKey, bool) {
+	q := &qs.Quota
+	l := q.Limits[i]
+	k := CounterKey{Tenant: t.Name, Quota: q.ID, Epoch: t.epoch(q.ID, split), Split: split, Limit: qs.LimitKey(i)}
+	if l.Window.Kind != events.Rolling {
+		k.Bucket = Bucket(l.Window, at)
+		return k, true
+	}
+	rk := q.ID + "\x00" + split + "\x00" + k.Limit
+	rw := t.Rolling[rk]
+	length := int64(l.Window.Length() / time.Second)
+	sec := at.Unix()
+	switch {
+	case rw.Start != 0 && sec >= rw.Start && sec < rw.Start+length:
+		k.Bucket = rw.Start
+	case rw.Start == 0 || sec >= rw.Start+length:
+		if t.Rolling == nil {
+			t.Rolling = map[string]RollingWindow{}
+		}
+		t.Rolling[rk] = RollingWindow{Start: sec, Prev: rw.Start}
+		k.Bucket = sec
+	case rw.Prev != 0 && sec >= rw.Prev && sec < rw.Prev+length:
+		k.Bucket = rw.Prev
+	default:
+		return k, false
+	}
+	return k, true
+}
+
+// RollingStart returns the start of the rolling window of limit i of qs for
+// a split (0 when none was opened).
+func (t *Tenant) RollingStart(qs *QuotaState, i int, split string) int64 {
+	return t.Rolling[qs.Quota.ID+"\x00"+split+"\x00"+qs.LimitKey(i)].Start
+}
+
+func rollingOf(key, quota, split string) bool {
+	if len(key) <= len(quota) || key[:len(quota)] != quota || key[len(quota)] != 0 {
+		return false
+	}
+	if split == "" {
+		return true
+	}
+	rest := key[len(quota)+1:]
+	return len(rest) > len(split) && rest[:len(split)] == split && rest[len(split)] == 0
+}
+
+func (t *Tenant) reserve(ev *events.Event, p *events.ReservationCreated, d *Deltas) {
+	if _, dup := t.Reservations[p.Reservation]; dup {
+		return
+	}
+	r := &Reservation{ID: p.Reservation, Time: ev.Time, ExpiresAt: p.ExpiresAt, Dims: ev.Dims, Groups: ev.Groups, Estimate: p.Estimate}
+	op := ev.Dims[events.DimOperation]
+	for _, id := range t.QuotaIDs() {
+		qs := t.Quotas[id]
+		if !qs.Quota.Matches(ev.Dims, ev.Groups) {
+			continue
+		}
+		split := qs.Quota.SplitKey(ev.Dims)
+		for i, l := range qs.Quota.Limits {
+			k, ok := t.counterKey(qs, i, split, ev.Time)
+			if !ok {
+				continue
+			}
+			k.Reserved = true
+			n := Amount(&qs.Quota, l.Metric, &p.Estimate, op)
+			r.Holds = append(r.Holds, Hold{Key: k, Amount: n})
+			d.add(k, n)
+		}
+	}
+	if t.Reservations == nil {
+		t.Reservations = map[string]*Reservation{}
+	}
+	t.Reservations[p.Reservation] = r
+}
+
+// settle ends a reservation: its holds are given back and, when actual is
+// given, the actual usage is counted in the reservation's own windows. An
+// unknown or already settled reservation changes nothing.
+func (t *Tenant) settle(id string, actual *events.Amounts, d *Deltas) {
+	r, ok := t.Reservations[id]
+	if !ok {
+		return
+	}
+	delete(t.Reservations, id)
+	op := r.Dims[events.DimOperation]
+	for _, h := range r.Holds {
+		d.add(h.Key, -h.Amount)
+		if actual == nil {
+			continue
+		}
+		k := h.Key
+		k.Reserved = false
+		m := metricOfLimitKey(k.Limit)
+		q := events.Quota{}
+		if qs, ok := t.Quotas[k.Quota]; ok {
+			q = qs.Quota
+		}
+		d.add(k, Amount(&q, m, actual, op))
+	}
+	if actual != nil {
+		d.addTotals(t.Name, *actual, 1)
+	}
+}
+
+func metricOfLimitKey(k string) events.Metric {
+	for i := 0; i < len(k); i++ {
+		if k[i] == '|' {
+			return events.Metric(k[:i])
+		}
+	}
+	return events.Metric(k)
+}
+
+func (t *Tenant) dropPassedRetries(now time.Time) {
+	for k, r := range t.Retries {
+		if !r.Signal.RetryUntil.After(now) {
+			delete(t.Retries, k)
+		}
+	}
+}

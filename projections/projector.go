@@ -1,0 +1,326 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ledgerworks/ledger/events"
+)
+
+// ProjectorOptions configure a Projector. The zero value follows every
+// partition of the ledger stream.
+type ProjectorOptions struct {
+	// Stream is the ledger stream (default events.StreamName).
+	Stream string
+	// Partitions this projector owns (default all).
+	Partitions []int
+	// MaxBatch caps the stream messages folded into one Pebble commit
+	// (default 4096). Under load batches grow to it; idle, every message
+	// commits at once.
+	MaxBatch int
+	// MaxTenants caps the tenant states kept in memory (default 100,000).
+	MaxTenants int
+	Logger     *slog.Logger
+}
+
+func (o ProjectorOptions) withDefaults() ProjectorOptions {
+	if o.Stream == "" {
+		o.Stream = events.StreamName
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 4096
+	}
+	if o.MaxTenants <= 0 {
+		o.MaxTenants = 100_000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Filters returns the stream filter subjects of the owned partitions.
+func (o ProjectorOptions) Filters() []string {
+	if len(o.Partitions) == 0 {
+		return []string{events.SubjectPrefix + ".>"}
+	}
+	f := make([]string, len(o.Partitions))
+	for i, p := range o.Partitions {
+		f[i] = events.PartitionFilter(p)
+	}
+	return f
+}
+
+// Projector folds the ledger stream into a Store and serves reads of the
+// result. One goroutine applies messages; reads run concurrently and always
+// see the state at a whole committed batch.
+type Projector struct {
+	js    jetstream.JetStream
+	store *Store
+	opts  ProjectorOptions
+	log   *slog.Logger
+
+	mu      sync.RWMutex // held for writing while a batch is folded and committed
+	tenants map[string]*Tenant
+
+	applied  atomic.Uint64
+	rejected atomic.Uint64
+	waitMu   sync.Mutex
+	advanced chan struct{} // closed and replaced after every commit
+}
+
+// NewProjector returns a projector that resumes after the store's applied
+// sequence.
+func NewProjector(js jetstream.JetStream, store *Store, opts ProjectorOptions) (*Projector, error) {
+	opts = opts.withDefaults()
+	for _, part := range opts.Partitions {
+		if part < 0 || part >= events.Partitions {
+			return nil, fmt.Errorf("partition %d out of range 0-%d", part, events.Partitions-1)
+		}
+	}
+	applied, err := store.Applied()
+	if err != nil {
+		return nil, fmt.Errorf("read applied sequence: %w", err)
+	}
+	p := &Projector{js: js, store: store, opts: opts, log: opts.Logger, tenants: map[string]*Tenant{}, advanced: make(chan struct{})}
+	p.applied.Store(applied)
+	return p, nil
+}
+
+// Applied returns the last stream sequence folded into the store.
+func (p *Projector) Applied() uint64 { return p.applied.Load() }
+
+// Rejected returns how many events or messages were refused while folding
+// (undecodable, invalid, or on another tenant's subject).
+func (p *Projector) Rejected() uint64 { return p.rejected.Load() }
+
+// WaitApplied blocks until the projection covers stream sequence seq.
+func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
+	for {
+		p.waitMu.Lock()
+		ch := p.advanced
+		p.waitMu.Unlock()
+		if p.applied.Load() >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for sequence %d (applied %d): %w", seq, p.applied.Load(), ctx.Err())
+		}
+	}
+}
+
+// Run folds the stream until ctx is done. It reads with an ordered consumer
+// starting right after the stored applied sequence, never from a consumer's
+// acknowledgement floor: a commit can be lost with the process, and then the
+// same messages are simply folded again.
+func (p *Projector) Run(ctx context.Context) error {
+	cons, err := p.js.OrderedConsumer(ctx, p.opts.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: p.opts.Filters(),
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    p.applied.Load() + 1,
+	})
+	if err != nil {
+		return fmt.Errorf("create consumer on %s: %w", p.opts.Stream, err)
+	}
+	ch := make(chan jetstream.Msg, p.opts.MaxBatch)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case ch <- m:
+		case <-ctx.Done():
+		}
+	}, jetstream.PullMaxMessages(p.opts.MaxBatch))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", p.opts.Stream, err)
+	}
+	defer cc.Stop()
+	batch := make([]jetstream.Msg, 0, p.opts.MaxBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-ch:
+			batch = append(batch[:0], m)
+		}
+	drain:
+		for len(batch) < p.opts.MaxBatch {
+			select {
+			case m := <-ch:
+				batch = append(batch, m)
+			default:
+				break drain
+			}
+		}
+		if err := p.apply(batch); err != nil {
+			return err
+		}
+	}
+}
+
+// Message is a stream message as the fold sees it.
+type Message struct {
+	Seq     uint64
+	Subject string
+	Data    []byte
+}
+
+func (p *Projector) apply(batch []jetstream.Msg) error {
+	msgs := make([]Message, 0, len(batch))
+	for _, m := range batch {
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("message metadata: %w", err)
+		}
+		msgs = append(msgs, Message{Seq: md.Sequence.Stream, Subject: m.Subject(), Data: m.Data()})
+	}
+	return p.Apply(msgs)
+}
+
+// Apply folds messages, in stream order, into one commit. It is exported for
+// rebuilds that read the stream themselves.
+func (p *Projector) Apply(msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := NewDeltas()
+	dirty := map[string]*Tenant{}
+	var seen []SeenID
+	inBatch := map[string]struct{}{}
+	var last uint64
+	for _, m := range msgs {
+		if m.Seq <= p.applied.Load() {
+			continue // already folded (a redelivery after a reconnect)
+		}
+		last = m.Seq
+		tenant, class, ok := ParseSubject(m.Subject)
+		if !ok {
+			p.reject("subject", m.Seq, errors.New("not a ledger event subject: "+m.Subject))
+			continue
+		}
+		evs, err := events.DecodeBatch(m.Data)
+		if err != nil {
+			p.reject("message", m.Seq, err)
+			continue
+		}
+		t, err := p.tenantLocked(tenant, true)
+		if err != nil {
+			return err
+		}
+		meta := Meta{Seq: m.Seq, Decision: class == events.ClassDecision}
+		t.Observe(meta)
+		dirty[tenant] = t
+		for i := range evs {
+			ev := &evs[i]
+			if err := ev.Validate(); err != nil {
+				p.reject("event", m.Seq, err)
+				continue
+			}
+			if ev.Tenant != tenant {
+				p.reject("event", m.Seq, fmt.Errorf("event %s of tenant %s on subject of %s", ev.ID, ev.Tenant, tenant))
+				continue
+			}
+			dk := tenant + "\x00" + ev.ID
+			if _, dup := inBatch[dk]; dup {
+				continue
+			}
+			dup, err := p.store.Seen(tenant, ev.ID)
+			if err != nil {
+				return fmt.Errorf("dedup %s/%s: %w", tenant, ev.ID, err)
+			}
+			if dup {
+				continue
+			}
+			inBatch[dk] = struct{}{}
+			seen = append(seen, SeenID{Tenant: tenant, ID: ev.ID, Seq: m.Seq})
+			Evolve(t, ev, meta, d)
+		}
+	}
+	if last == 0 {
+		return nil
+	}
+	c := &Commit{Deltas: d, Seen: seen, Applied: last}
+	for _, t := range dirty {
+		c.Tenants = append(c.Tenants, t)
+	}
+	if err := p.store.Write(c); err != nil {
+		return fmt.Errorf("commit through sequence %d: %w", last, err)
+	}
+	p.applied.Store(last)
+	if len(p.tenants) > p.opts.MaxTenants {
+		for name := range p.tenants { // every state is in the store; drop any
+			delete(p.tenants, name)
+			if len(p.tenants) <= p.opts.MaxTenants/2 {
+				break
+			}
+		}
+	}
+	p.waitMu.Lock()
+	close(p.advanced)
+	p.advanced = make(chan struct{})
+	p.waitMu.Unlock()
+	return nil
+}
+
+func (p *Projector) reject(what string, seq uint64, err error) {
+	p.rejected.Add(1)
+	p.log.Warn("refused while folding", "what", what, "seq", seq, "err", err)
+}
+
+// tenantLocked returns a tenant's state; with cache set (write lock held) it
+// is kept in memory.
+func (p *Projector) tenantLocked(name string, cache bool) (*Tenant, error) {
+	if t, ok := p.tenants[name]; ok {
+		return t, nil
+	}
+	t, err := p.store.LoadTenant(name)
+	if err != nil {
+		return nil, err
+	}
+	if cache {
+		p.tenants[name] = t
+	}
+	return t, nil
+}
+
+// View calls fn with a tenant's state and the counters, consistent with each
+// other at one applied sequence. fn must not modify the state or keep it.
+func (p *Projector) View(tenant string, fn func(t *Tenant, c Counters, applied uint64) error) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	t, err := p.tenantLocked(tenant, false)
+	if err != nil {
+		return err
+	}
+	return fn(t, p.store, p.applied.Load())
+}
+
+// Totals returns a tenant's all-time totals per metric.
+func (p *Projector) Totals(tenant string) (map[events.Metric]int64, uint64, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	tot, err := p.store.Totals(tenant)
+	return tot, p.applied.Load(), err
+}
+
+// ParseSubject splits ledger.ev.<partition>.<tenant>.<class>.
+func ParseSubject(s string) (tenant, class string, ok bool) {
+	rest, found := strings.CutPrefix(s, events.SubjectPrefix+".")
+	if !found {
+		return "", "", false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 || !events.ValidTenant(parts[1]) {
+		return "", "", false
+	}
+	return parts[1], parts[2], true
+}

@@ -1,0 +1,299 @@
+package projections
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/ledgerworks/ledger/events"
+)
+
+// StoreOptions size the Pebble store. The zero value is usable.
+type StoreOptions struct {
+	// CacheBytes is the block cache (default 64 MiB).
+	CacheBytes int64
+	// MemTableBytes is the memtable size (default 32 MiB).
+	MemTableBytes uint64
+}
+
+func (o StoreOptions) withDefaults() StoreOptions {
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 64 << 20
+	}
+	if o.MemTableBytes == 0 {
+		o.MemTableBytes = 32 << 20
+	}
+	return o
+}
+
+// mergerName is stored by Pebble: never change it, or old stores refuse to open.
+const mergerName = "ledger.int64add.v1"
+
+// int64Add is the merge operator of counters: values are big-endian int64
+// deltas that add up.
+var int64Add = &pebble.Merger{
+	Name: mergerName,
+	Merge: func(_, value []byte) (pebble.ValueMerger, error) {
+		m := &adder{}
+		return m, m.MergeNewer(value)
+	},
+}
+
+type adder struct{ sum int64 }
+
+func (a *adder) MergeNewer(v []byte) error {
+	if len(v) != 8 {
+		return fmt.Errorf("counter operand of %d bytes", len(v))
+	}
+	a.sum += decodeInt(v)
+	return nil
+}
+func (a *adder) MergeOlder(v []byte) error { return a.MergeNewer(v) }
+func (a *adder) Finish(bool) ([]byte, io.Closer, error) {
+	return encodeInt(a.sum), nil, nil
+}
+
+// quietLogger drops Pebble's informational lines; errors still surface
+// through the API calls that hit them.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)           {}
+func (quietLogger) Errorf(string, ...any)          {}
+func (quietLogger) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
+
+// Store is the Pebble copy of a projection: counters, tenant states, seen
+// event IDs and the last applied stream sequence, always written together.
+type Store struct {
+	db    *pebble.DB
+	cache *pebble.Cache
+}
+
+// OpenStore opens (or creates) a store in dir.
+func OpenStore(dir string, o StoreOptions) (*Store, error) {
+	o = o.withDefaults()
+	cache := pebble.NewCache(o.CacheBytes)
+	opts := &pebble.Options{
+		Cache:                      cache,
+		MemTableSize:               o.MemTableBytes,
+		Merger:                     int64Add,
+		FormatMajorVersion:         pebble.FormatNewest,
+		CompactionConcurrencyRange: func() (int, int) { return 1, 2 },
+		Logger:                     quietLogger{},
+	}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		cache.Unref()
+		return nil, fmt.Errorf("open projection store %s: %w", dir, err)
+	}
+	return &Store{db: db, cache: cache}, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error {
+	err := s.db.Close()
+	s.cache.Unref()
+	return err
+}
+
+// DB exposes the Pebble handle to tools in this module (digest, checkpoint).
+func (s *Store) DB() *pebble.DB { return s.db }
+
+func (s *Store) get(key []byte) ([]byte, bool, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	out := bytes.Clone(v)
+	closer.Close()
+	return out, true, nil
+}
+
+// Applied returns the last stream sequence whose events are in the store.
+func (s *Store) Applied() (uint64, error) {
+	v, ok, err := s.get(keyApplied)
+	if err != nil || !ok {
+		return 0, err
+	}
+	return uint64(decodeInt(v)), nil
+}
+
+// LoadTenant returns a tenant's stored state, or a new empty one.
+func (s *Store) LoadTenant(name string) (*Tenant, error) {
+	v, ok, err := s.get(tenantKey(name))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return NewTenant(name), nil
+	}
+	t := &Tenant{}
+	if err := msgpack.Unmarshal(v, t); err != nil {
+		return nil, fmt.Errorf("decode tenant %s: %w", name, err)
+	}
+	return t.Restored(), nil
+}
+
+// Seen reports whether an event ID of a tenant was already applied.
+func (s *Store) Seen(tenant, id string) (bool, error) {
+	var buf [256]byte
+	_, ok, err := s.get(seenKey(buf[:0], tenant, id))
+	return ok, err
+}
+
+// Commit is everything one batch of stream messages changes.
+type Commit struct {
+	Deltas  *Deltas
+	Tenants []*Tenant // states that changed
+	Seen    []SeenID  // event IDs applied
+	Applied uint64    // last stream sequence covered
+}
+
+// SeenID is an applied event ID and the sequence that applied it.
+type SeenID struct {
+	Tenant, ID string
+	Seq        uint64
+}
+
+// Write applies a commit in one Pebble batch. It does not fsync: the stream
+// is the durable copy, and a lost tail is folded again from the stored
+// applied sequence, which is in the same batch as what it covers.
+func (s *Store) Write(c *Commit) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	var key []byte
+	if c.Deltas != nil {
+		// Sorted keys make the batch, and so the store, independent of map order.
+		keys := make([]CounterKey, 0, len(c.Deltas.Counters))
+		for k, n := range c.Deltas.Counters {
+			if n != 0 {
+				keys = append(keys, k)
+			}
+		}
+		sort.Slice(keys, func(i, j int) bool { return lessKey(&keys[i], &keys[j]) })
+		for i := range keys {
+			key = counterKey(key[:0], &keys[i])
+			if err := b.Merge(key, encodeInt(c.Deltas.Counters[keys[i]]), nil); err != nil {
+				return err
+			}
+		}
+		for k, n := range c.Deltas.Totals {
+			if n == 0 {
+				continue
+			}
+			if err := b.Merge(totalKey(k.Tenant, k.Metric), encodeInt(n), nil); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range c.Tenants {
+		v, err := msgpack.Marshal(t)
+		if err != nil {
+			return fmt.Errorf("encode tenant %s: %w", t.Name, err)
+		}
+		if err := b.Set(tenantKey(t.Name), v, nil); err != nil {
+			return err
+		}
+	}
+	for _, id := range c.Seen {
+		key = seenKey(key[:0], id.Tenant, id.ID)
+		if err := b.Set(key, encodeInt(int64(id.Seq)), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Set(keyApplied, encodeInt(int64(c.Applied)), nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.NoSync)
+}
+
+func lessKey(a, b *CounterKey) bool {
+	if a.Tenant != b.Tenant {
+		return a.Tenant < b.Tenant
+	}
+	if a.Quota != b.Quota {
+		return a.Quota < b.Quota
+	}
+	if a.Epoch != b.Epoch {
+		return a.Epoch < b.Epoch
+	}
+	if a.Split != b.Split {
+		return a.Split < b.Split
+	}
+	if a.Limit != b.Limit {
+		return a.Limit < b.Limit
+	}
+	if a.Bucket != b.Bucket {
+		return a.Bucket < b.Bucket
+	}
+	return !a.Reserved && b.Reserved
+}
+
+// Sum implements Counters with one bounded scan over the limit's buckets.
+func (s *Store) Sum(k CounterKey, from, to int64) (used, reserved, oldest int64) {
+	prefix := counterPrefix(make([]byte, 0, 96), &k)
+	lower := appendBucket(bytes.Clone(prefix), from)
+	upper := appendBucket(bytes.Clone(prefix), to+1)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return 0, 0, 0
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		key := it.Key()
+		v, err := it.ValueAndErr()
+		if err != nil {
+			break
+		}
+		n := decodeInt(v)
+		if n == 0 {
+			continue
+		}
+		if oldest == 0 {
+			oldest = int64(decodeBucket(key[len(prefix):]))
+		}
+		if key[len(key)-1] == 'r' {
+			reserved += n
+		} else {
+			used += n
+		}
+	}
+	return used, reserved, oldest
+}
+
+func decodeBucket(b []byte) int64 {
+	return int64(uint64(b[0])<<56|uint64(b[1])<<48|uint64(b[2])<<40|uint64(b[3])<<32|
+		uint64(b[4])<<24|uint64(b[5])<<16|uint64(b[6])<<8|uint64(b[7])) ^ (-1 << 63)
+}
+
+// Totals returns a tenant's all-time totals per metric.
+func (s *Store) Totals(tenant string) (map[events.Metric]int64, error) {
+	prefix := append([]byte{prefixTotal}, tenant...)
+	prefix = append(prefix, 0)
+	upper := append(bytes.Clone(prefix[:len(prefix)-1]), 1)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	out := map[events.Metric]int64{}
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, err
+		}
+		out[events.Metric(it.Key()[len(prefix):])] = decodeInt(v)
+	}
+	return out, it.Error()
+}
