@@ -1,6 +1,8 @@
 package events
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"hash/fnv"
 	"strconv"
 )
@@ -51,4 +53,19 @@ func ClassOf(t Type) string {
 		return ClassAdmin
 	}
 	return ClassDecision
+}
+
+// BatchID is the Nats-Msg-Id of a stream message carrying evs: a hash of
+// their tenants and IDs, so a retried batch is the same message to the
+// stream's duplicate window. Each event ID is also deduplicated by the
+// projection, so a retry that groups events differently still counts once.
+func BatchID(evs []Event) string {
+	h := sha256.New()
+	for i := range evs {
+		h.Write([]byte(evs[i].Tenant))
+		h.Write([]byte{0})
+		h.Write([]byte(evs[i].ID))
+		h.Write([]byte{0})
+	}
+	return "b-" + hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -2,8 +2,6 @@ package ledger
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -12,21 +10,6 @@ import (
 
 	"github.com/ledgerworks/ledger/events"
 )
-
-// BatchID is the Nats-Msg-Id of a message carrying evs: a hash of their IDs,
-// so a retried batch is the same message to the stream's duplicate window.
-// Each event ID is also deduplicated by the projection, so a retry that
-// regroups events differently is still counted once.
-func BatchID(evs []events.Event) string {
-	h := sha256.New()
-	for i := range evs {
-		h.Write([]byte(evs[i].Tenant))
-		h.Write([]byte{0})
-		h.Write([]byte(evs[i].ID))
-		h.Write([]byte{0})
-	}
-	return "b-" + hex.EncodeToString(h.Sum(nil)[:16])
-}
 
 // Appender appends events to the ledger stream.
 type Appender struct {
@@ -52,7 +35,7 @@ func (a *Appender) Append(ctx context.Context, tenant, class string, evs []event
 	}
 	msg := nats.NewMsg(events.Subject(tenant, class))
 	msg.Data = data
-	opts := []jetstream.PublishOpt{jetstream.WithMsgID(BatchID(evs))}
+	opts := []jetstream.PublishOpt{jetstream.WithMsgID(events.BatchID(evs))}
 	if fence != nil {
 		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(fence.LastSeq))
 	}

@@ -1,0 +1,136 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/events"
+)
+
+// Client calls the ledger service over NATS request/reply.
+type Client struct {
+	nc      *nats.Conn
+	enc     api.Encoding
+	timeout time.Duration
+}
+
+// Option configures a Client.
+type Option func(*Client) error
+
+// WithJSON makes the client speak JSON instead of msgpack (for debugging
+// with a message tap; msgpack is smaller and faster).
+func WithJSON() Option {
+	return func(c *Client) error { c.enc = api.JSON; return nil }
+}
+
+// WithTimeout bounds each request that has no deadline of its own
+// (default 5 s).
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) error {
+		if d <= 0 {
+			return fmt.Errorf("client: timeout must be positive, got %s", d)
+		}
+		c.timeout = d
+		return nil
+	}
+}
+
+// New returns a client using nc. The connection stays the caller's.
+func New(nc *nats.Conn, opts ...Option) (*Client, error) {
+	if nc == nil {
+		return nil, errors.New("client: nil connection")
+	}
+	c := &Client{nc: nc, enc: api.Msgpack, timeout: 5 * time.Second}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// call sends req to subject and decodes the reply into reply, or returns the
+// ledger's typed error.
+func (c *Client) call(ctx context.Context, subject string, req, reply any) error {
+	body, err := api.Encode(c.enc, req)
+	if err != nil {
+		return fmt.Errorf("encode %s request: %w", subject, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	msg, err := c.nc.RequestWithContext(ctx, subject, body)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return &events.Error{Code: events.CodeUnavailable, Message: "no ledger service is answering on " + subject, Suggestion: "start the ledger (ledger serve) or check the NATS URL"}
+		}
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+			return &events.Error{Code: events.CodeUnavailable, Message: "the ledger did not answer in time on " + subject, Suggestion: "retry; writes are idempotent by event ID"}
+		}
+		return fmt.Errorf("%s: %w", subject, err)
+	}
+	if msg.Header.Get(api.HeaderErrorCode) != "" {
+		var er api.ErrorReply
+		if err := api.Decode(msg.Data, &er); err != nil || er.Error == nil {
+			return &events.Error{Code: events.CodeInternal, Message: fmt.Sprintf("%s: %s", subject, msg.Header.Get("Nats-Service-Error"))}
+		}
+		return er.Error
+	}
+	if err := api.Decode(msg.Data, reply); err != nil {
+		return fmt.Errorf("decode %s reply: %w", subject, err)
+	}
+	return nil
+}
+
+// Check asks whether a call may run now, without consuming anything. A denial
+// is not an error: see CheckReply.Allowed, Code and Message.
+func (c *Client) Check(ctx context.Context, req api.CheckRequest) (*api.CheckReply, error) {
+	var r api.CheckReply
+	return &r, c.call(ctx, api.SubjectCheck, req, &r)
+}
+
+// SetQuota creates or replaces a quota of a tenant.
+func (c *Client) SetQuota(ctx context.Context, tenant string, q events.Quota) (*api.QuotaReply, error) {
+	var r api.QuotaReply
+	return &r, c.call(ctx, api.SubjectQuotaSet, api.QuotaSetRequest{Tenant: tenant, Quota: q}, &r)
+}
+
+// DeleteQuota stops enforcing a quota.
+func (c *Client) DeleteQuota(ctx context.Context, tenant, id string) (*api.WriteReply, error) {
+	var r api.WriteReply
+	return &r, c.call(ctx, api.SubjectQuotaDelete, api.QuotaRequest{Tenant: tenant, ID: id}, &r)
+}
+
+// GetQuota returns one quota.
+func (c *Client) GetQuota(ctx context.Context, tenant, id string) (*api.QuotaReply, error) {
+	var r api.QuotaReply
+	return &r, c.call(ctx, api.SubjectQuotaGet, api.QuotaRequest{Tenant: tenant, ID: id}, &r)
+}
+
+// ListQuotas returns a tenant's quotas by ID.
+func (c *Client) ListQuotas(ctx context.Context, tenant string) ([]api.QuotaReply, error) {
+	var r api.QuotaListReply
+	return r.Quotas, c.call(ctx, api.SubjectQuotaList, api.TenantRequest{Tenant: tenant}, &r)
+}
+
+// Usage returns a tenant's all-time totals. With afterSeq > 0 the answer
+// waits until the projection covers that stream sequence.
+func (c *Client) Usage(ctx context.Context, tenant string, afterSeq uint64) (*api.UsageReply, error) {
+	var r api.UsageReply
+	return &r, c.call(ctx, api.SubjectUsage, api.TenantRequest{Tenant: tenant, AfterSeq: afterSeq}, &r)
+}
+
+// RecordUsage appends usage events through the service and returns once they
+// are durable in the stream. It validates on the server and refuses the
+// whole request on any bad event. For volume, use a Producer.
+func (c *Client) RecordUsage(ctx context.Context, evs ...events.Event) (*api.RecordUsageReply, error) {
+	var r api.RecordUsageReply
+	return &r, c.call(ctx, api.SubjectRecordUsage, evs, &r)
+}

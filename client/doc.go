@@ -1,0 +1,14 @@
+// Package client is the Go SDK of the ledger.
+//
+// A Client asks the ledger's request/reply service (checks, quotas, usage
+// totals) and returns the ledger's typed errors: test them with
+// errors.Is(err, events.ErrQuotaExceeded) or errors.As(err, &*events.Error).
+//
+// A Producer publishes usage events straight to the ledger stream,
+// asynchronously and in batches: one stream message per batch of one
+// tenant's events, identified by a hash of their IDs so a retried batch is
+// deduplicated by the stream, while each event's own ID is deduplicated by
+// the projection, so a retry after a producer restart is never counted twice.
+// A producer that outruns the server blocks in Record (bounded memory)
+// instead of dropping events.
+package client
