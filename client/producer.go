@@ -126,6 +126,9 @@ func NewID() string { return nuid.Next() }
 // for a bad event (nothing is queued) and blocks while the server is behind.
 // Publish failures surface from Flush or Close.
 func (p *Producer) Record(ctx context.Context, ev events.Event) error {
+	if ev.Time.IsZero() {
+		ev.Time = p.opts.Now().UTC()
+	}
 	if err := ev.Validate(); err != nil {
 		return err
 	}

@@ -218,6 +218,9 @@ func (s *Service) recordUsage(ctx context.Context, _ api.Encoding, data []byte) 
 	byTenant := map[string][]events.Event{}
 	for i := range evs {
 		ev := &evs[i]
+		if ev.Time.IsZero() {
+			ev.Time = now.UTC() // an event without a time happened now
+		}
 		if err := ev.Validate(); err != nil {
 			return nil, withIndex(err, i)
 		}
