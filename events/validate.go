@@ -181,7 +181,7 @@ func requireID(field, v string) *Error {
 	return nil
 }
 
-func (p *UsageRecorded) validate() *Error  { return p.Amounts.validate("", false) }
+func (p *UsageRecorded) validate() *Error { return p.Amounts.validate("", false) }
 func (p *UsageCorrected) validate() *Error {
 	if err := requireID("corrects", p.Corrects); err != nil {
 		return err
