@@ -14,14 +14,29 @@ const ServiceVersion = "0.1.0"
 
 // Subjects of the service's endpoints.
 const (
-	SubjectPrefix      = "ledger.v1"
-	SubjectRecordUsage = SubjectPrefix + ".usage.record"
-	SubjectUsage       = SubjectPrefix + ".usage.get"
-	SubjectCheck       = SubjectPrefix + ".check"
-	SubjectQuotaSet    = SubjectPrefix + ".quota.set"
-	SubjectQuotaDelete = SubjectPrefix + ".quota.delete"
-	SubjectQuotaGet    = SubjectPrefix + ".quota.get"
-	SubjectQuotaList   = SubjectPrefix + ".quota.list"
+	SubjectPrefix        = "ledger.v1"
+	SubjectRecordUsage   = SubjectPrefix + ".usage.record"
+	SubjectUsage         = SubjectPrefix + ".usage.get"
+	SubjectCheck         = SubjectPrefix + ".check"
+	SubjectQuotaSet      = SubjectPrefix + ".quota.set"
+	SubjectQuotaDelete   = SubjectPrefix + ".quota.delete"
+	SubjectQuotaGet      = SubjectPrefix + ".quota.get"
+	SubjectQuotaList     = SubjectPrefix + ".quota.list"
+	SubjectConsume       = SubjectPrefix + ".consume"
+	SubjectReserve       = SubjectPrefix + ".reserve"
+	SubjectReconcile     = SubjectPrefix + ".reconcile"
+	SubjectRelease       = SubjectPrefix + ".release"
+	SubjectRetrySignal   = SubjectPrefix + ".retry.signal"
+	SubjectRetryClear    = SubjectPrefix + ".retry.clear"
+	SubjectRetryGet      = SubjectPrefix + ".retry.get"
+	SubjectWorkflowBegin = SubjectPrefix + ".workflow.begin"
+	SubjectWorkflowStep  = SubjectPrefix + ".workflow.step"
+	SubjectWorkflowEnd   = SubjectPrefix + ".workflow.end"
+	SubjectWorkflowList  = SubjectPrefix + ".workflow.list"
+	SubjectLimitAction   = SubjectPrefix + ".action.limit"
+	SubjectPlanSet       = SubjectPrefix + ".plan.set"
+	SubjectPlanGet       = SubjectPrefix + ".plan.get"
+	SubjectCounterReset  = SubjectPrefix + ".counter.reset"
 )
 
 // HeaderErrorCode carries the micro error status on an error reply (the
@@ -54,9 +69,9 @@ type TenantRequest struct {
 
 // UsageReply holds a tenant's all-time totals per metric.
 type UsageReply struct {
-	Tenant     string                  `json:"tenant"`
-	Totals     map[events.Metric]int64 `json:"totals"`
-	AppliedSeq uint64                  `json:"applied_seq"`
+	Tenant     string `json:"tenant"`
+	Totals     Totals `json:"totals"`
+	AppliedSeq uint64 `json:"applied_seq"`
 }
 
 // QuotaSetRequest creates or replaces a quota.
@@ -105,9 +120,14 @@ type CheckRequest struct {
 // CheckReply answers a check. Allowed is false when any hard limit would be
 // passed; Code and Message then say why, and RetryAfter when to try again.
 type CheckReply struct {
-	Allowed    bool          `json:"allowed"`
-	Code       events.Code   `json:"code,omitempty"`
+	Allowed bool        `json:"allowed"`
+	Code    events.Code `json:"code,omitempty"`
+	// Reason is seed 000's reason for a denial: too_many_runs,
+	// runs_hard_limit, exceeds_limit or unknown_project (retry_later for a
+	// standing retry signal).
+	Reason     string        `json:"reason,omitempty"`
 	Message    string        `json:"message,omitempty"`
+	RetryUntil *time.Time    `json:"retry_until,omitempty"`
 	RetryAfter int64         `json:"retry_after,omitempty"` // seconds
 	Warning    bool          `json:"warning,omitempty"`
 	Limits     []LimitStatus `json:"limits"`
@@ -132,4 +152,153 @@ type LimitStatus struct {
 	WindowStart *time.Time    `json:"window_start,omitempty"`
 	ResetsAt    time.Time     `json:"resets_at"`
 	ResetsIn    int64         `json:"resets_in"` // seconds
+}
+
+// ConsumeRequest checks and records usage in one atomic step.
+type ConsumeRequest struct {
+	Tenant  string            `json:"tenant"`
+	ID      string            `json:"id,omitempty"` // the usage event id; set it to make retries safe
+	Dims    events.Dimensions `json:"dims,omitempty"`
+	Groups  []string          `json:"groups,omitempty"`
+	Amounts events.Amounts    `json:"amounts"`
+}
+
+// DecisionReply answers consume, reconcile, release, retry and workflow
+// requests.
+type DecisionReply struct {
+	Outcome string        `json:"outcome,omitempty"`
+	Seq     uint64        `json:"seq,omitempty"` // stream sequence of the decision (0: nothing appended)
+	Limits  []LimitStatus `json:"limits,omitempty"`
+	Warning bool          `json:"warning,omitempty"`
+}
+
+// ReserveRequest holds an estimate against every matching limit.
+type ReserveRequest struct {
+	Tenant      string            `json:"tenant"`
+	Reservation string            `json:"reservation"` // chosen by the caller: a retried reserve with the same id is answered, not held twice
+	Dims        events.Dimensions `json:"dims,omitempty"`
+	Groups      []string          `json:"groups,omitempty"`
+	Estimate    events.Amounts    `json:"estimate"`
+	TTLMs       int64             `json:"ttl_ms,omitempty"` // default 60,000; at most 86,400,000
+}
+
+// ReserveReply confirms a reservation.
+type ReserveReply struct {
+	Reservation string        `json:"reservation"`
+	Outcome     string        `json:"outcome"` // created, or exists for a retried reserve
+	ExpiresAt   time.Time     `json:"expires_at"`
+	Seq         uint64        `json:"seq,omitempty"`
+	Limits      []LimitStatus `json:"limits,omitempty"`
+	Warning     bool          `json:"warning,omitempty"`
+}
+
+// ReconcileRequest settles a reservation with what the call used.
+type ReconcileRequest struct {
+	Tenant      string         `json:"tenant"`
+	Reservation string         `json:"reservation"`
+	Actual      events.Amounts `json:"actual"`
+}
+
+// ReleaseRequest gives a reservation back.
+type ReleaseRequest struct {
+	Tenant      string `json:"tenant"`
+	Reservation string `json:"reservation"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// RetrySignalRequest reports a 429's RetryInfo for a key such as
+// {model, location, metric}.
+type RetrySignalRequest struct {
+	Tenant          string            `json:"tenant"`
+	Key             events.Dimensions `json:"key"`
+	RetryDelay      string            `json:"retry_delay"` // "60s"
+	QuotaMetric     string            `json:"quota_metric,omitempty"`
+	QuotaID         string            `json:"quota_id,omitempty"`
+	QuotaDimensions map[string]string `json:"quota_dimensions,omitempty"`
+}
+
+// RetryRequest names a retry key (retry.clear, retry.get).
+type RetryRequest struct {
+	Tenant string            `json:"tenant"`
+	Key    events.Dimensions `json:"key"`
+}
+
+// RetryReply is the retry state of a key.
+type RetryReply struct {
+	RetryUntil      *time.Time        `json:"retry_until,omitempty"` // absent: no signal stands
+	RetryDelay      string            `json:"retry_delay,omitempty"`
+	QuotaMetric     string            `json:"quota_metric,omitempty"`
+	QuotaID         string            `json:"quota_id,omitempty"`
+	QuotaDimensions map[string]string `json:"quota_dimensions,omitempty"`
+	Seq             uint64            `json:"seq,omitempty"`
+}
+
+// WorkflowRequest begins, steps or ends a workflow.
+type WorkflowRequest struct {
+	Tenant   string            `json:"tenant"`
+	Workflow string            `json:"workflow"`
+	Dims     events.Dimensions `json:"dims,omitempty"`    // begin only
+	Groups   []string          `json:"groups,omitempty"`  // begin only
+	Outcome  string            `json:"outcome,omitempty"` // end only
+}
+
+// WorkflowReply answers a workflow request.
+type WorkflowReply struct {
+	Workflow  string `json:"workflow"`
+	Outcome   string `json:"outcome,omitempty"`
+	Steps     int64  `json:"steps"`
+	MaxSteps  int64  `json:"max_steps,omitempty"`
+	Remaining int64  `json:"remaining_steps,omitempty"`
+	Seq       uint64 `json:"seq,omitempty"`
+}
+
+// WorkflowListReply lists active workflows.
+type WorkflowListReply struct {
+	Workflows []ActiveWorkflow `json:"workflows"`
+}
+
+// ActiveWorkflow is a workflow that has begun and not ended.
+type ActiveWorkflow struct {
+	Workflow string            `json:"workflow"`
+	Begun    time.Time         `json:"begun"`
+	Steps    int64             `json:"steps"`
+	Dims     events.Dimensions `json:"dims,omitempty"`
+}
+
+// LimitActionRequest asks whether a named action (new_run,
+// activate_workflow, ai_query...) may happen, and counts it if so (seed
+// 000's limit_action).
+type LimitActionRequest struct {
+	Tenant string            `json:"tenant"`
+	Action string            `json:"action"`
+	ID     string            `json:"id,omitempty"`
+	Dims   events.Dimensions `json:"dims,omitempty"`
+	Groups []string          `json:"groups,omitempty"`
+	Count  int64             `json:"count,omitempty"` // default 1
+}
+
+// PlanSetRequest sets a project's plan values.
+type PlanSetRequest struct {
+	Tenant string         `json:"tenant"`
+	Plan   events.PlanSet `json:"plan"`
+}
+
+// PlanRequest asks for a project's plan.
+type PlanRequest struct {
+	Tenant  string `json:"tenant"`
+	Project string `json:"project,omitempty"`
+}
+
+// PlanReply is a project's plan (seed 000's run options and retention).
+type PlanReply struct {
+	Plan events.PlanSet `json:"plan"`
+	Seq  uint64         `json:"seq,omitempty"`
+}
+
+// CounterResetRequest forces a quota's counters to zero.
+type CounterResetRequest struct {
+	Tenant string `json:"tenant"`
+	Quota  string `json:"quota"`
+	Split  string `json:"split,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }

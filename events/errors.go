@@ -26,6 +26,8 @@ const (
 	CodeRetryLater    Code = "retry_later"    // a retry signal stands for this key
 	CodeNotFound      Code = "not_found"      // no such quota, reservation, workflow, project
 	CodeConflict      Code = "conflict"       // a concurrent writer won; retry the request
+	CodeWorkflowLimit Code = "workflow_limit" // no more workflows may begin in this period
+	CodeStepLimit     Code = "step_limit"     // the workflow has used all its steps
 
 	// The ledger could not answer; retry with backoff.
 	CodeUnavailable Code = "unavailable"
@@ -96,6 +98,8 @@ var (
 	ErrRetryLater       = &Error{Code: CodeRetryLater}
 	ErrNotFound         = &Error{Code: CodeNotFound}
 	ErrConflict         = &Error{Code: CodeConflict}
+	ErrWorkflowLimit    = &Error{Code: CodeWorkflowLimit}
+	ErrStepLimit        = &Error{Code: CodeStepLimit}
 	ErrUnavailable      = &Error{Code: CodeUnavailable}
 	ErrInternal         = &Error{Code: CodeInternal}
 )

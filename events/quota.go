@@ -12,7 +12,10 @@ const (
 	MetricCost         Metric = "cost"
 	MetricWorkflows    Metric = "workflows"
 	MetricSteps        Metric = "steps" // per workflow, not windowed
-	ActionPrefix              = "action:"
+	// MetricConcurrent counts open reservations: concurrency permits. Its
+	// window is ignored: a permit is held until the reservation settles.
+	MetricConcurrent Metric = "concurrent"
+	ActionPrefix            = "action:"
 )
 
 // ActionMetric is the metric counting a named action.
@@ -21,7 +24,7 @@ func ActionMetric(name string) Metric { return Metric(ActionPrefix + name) }
 // Valid reports whether m is a metric a limit can count.
 func (m Metric) Valid() bool {
 	switch m {
-	case MetricTokens, MetricInputTokens, MetricOutputTokens, MetricRequests, MetricCost, MetricWorkflows, MetricSteps:
+	case MetricTokens, MetricInputTokens, MetricOutputTokens, MetricRequests, MetricCost, MetricWorkflows, MetricSteps, MetricConcurrent:
 		return true
 	}
 	return len(m) > len(ActionPrefix) && string(m[:len(ActionPrefix)]) == ActionPrefix && validToken(string(m[len(ActionPrefix):]), 64)
@@ -99,10 +102,10 @@ type Quota struct {
 	ID     string            `json:"id" msgpack:"id"`
 	Scope  map[string]string `json:"scope,omitempty" msgpack:"scope,omitempty"`
 	Split  []string          `json:"split,omitempty" msgpack:"split,omitempty"`
-	Limits []Limit           `json:"limits" msgpack:"limits"`
+	Limits []Limit           `json:"limits" msgpack:"limits,omitempty"` // omitempty: nil and [] encode the same
 	// Costs multiply the tokens metric per operation dimension (seed 003:
 	// query 1, embedding 5, vector_search 10, write 2, transaction 3).
-	Costs map[string]int64 `json:"costs,omitempty" msgpack:"costs,omitempty"`
+	Costs Counts `json:"costs,omitempty" msgpack:"costs,omitempty"`
 	// WarnPercent flags a check once used reaches this percent of a limit.
 	WarnPercent int64       `json:"warn_percent,omitempty" msgpack:"warn_percent,omitempty"`
 	Enforcement Enforcement `json:"enforcement,omitempty" msgpack:"enforcement,omitempty"`

@@ -32,7 +32,10 @@ type Config struct {
 	Store      projections.StoreOptions
 	Projector  projections.ProjectorOptions
 	Service    ServiceOptions
-	Logger     *slog.Logger
+	// ExpirySweep is how often reservations past their TTL are expired
+	// (default 250 ms).
+	ExpirySweep time.Duration
+	Logger      *slog.Logger
 }
 
 // Ledger is a running ledger: optionally an embedded NATS server, the stream,
@@ -57,6 +60,9 @@ func Start(ctx context.Context, cfg Config) (l *Ledger, err error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ExpirySweep <= 0 {
+		cfg.ExpirySweep = 250 * time.Millisecond
 	}
 	log := cfg.Logger
 	l = &Ledger{cfg: cfg, done: make(chan struct{})}
@@ -108,6 +114,7 @@ func Start(ctx context.Context, cfg Config) (l *Ledger, err error) {
 	}
 	runCtx, runCancel := context.WithCancel(context.Background())
 	l.cancel = runCancel
+	go l.service.SweepExpiries(runCtx, cfg.ExpirySweep)
 	go func() {
 		defer close(l.done)
 		if err := l.projector.Run(runCtx); err != nil {

@@ -60,6 +60,7 @@ type Service struct {
 	app  *Appender
 	proj *projections.Projector
 	svc  micro.Service
+	dec  *decider
 	sem  chan struct{}
 	wg   sync.WaitGroup
 	ids  *nuid.NUID
@@ -70,6 +71,13 @@ type Service struct {
 func StartService(nc *nats.Conn, app *Appender, proj *projections.Projector, opts ServiceOptions) (*Service, error) {
 	opts = opts.withDefaults()
 	s := &Service{opts: opts, app: app, proj: proj, sem: make(chan struct{}, opts.MaxInFlight), ids: nuid.New()}
+	if app != nil {
+		st, err := app.js.Stream(context.Background(), events.StreamName)
+		if err != nil {
+			return nil, fmt.Errorf("ledger stream: %w", err)
+		}
+		s.dec = newDecider(app, proj, st, opts.Now, opts.WaitTimeout, opts.Logger)
+	}
 	role := "ledger"
 	if opts.ReadOnly || app == nil {
 		opts.ReadOnly = true
@@ -99,6 +107,21 @@ func StartService(nc *nats.Conn, app *Appender, proj *projections.Projector, opt
 		{"usage_record", api.SubjectRecordUsage, true, s.recordUsage},
 		{"quota_set", api.SubjectQuotaSet, true, s.quotaSet},
 		{"quota_delete", api.SubjectQuotaDelete, true, s.quotaDelete},
+		{"consume", api.SubjectConsume, true, s.consume},
+		{"reserve", api.SubjectReserve, true, s.reserve},
+		{"reconcile", api.SubjectReconcile, true, s.reconcile},
+		{"release", api.SubjectRelease, true, s.release},
+		{"retry_signal", api.SubjectRetrySignal, true, s.retrySignal},
+		{"retry_clear", api.SubjectRetryClear, true, s.retryClear},
+		{"retry_get", api.SubjectRetryGet, false, s.retryGet},
+		{"workflow_begin", api.SubjectWorkflowBegin, true, s.workflowBegin},
+		{"workflow_step", api.SubjectWorkflowStep, true, s.workflowStep},
+		{"workflow_end", api.SubjectWorkflowEnd, true, s.workflowEnd},
+		{"workflow_list", api.SubjectWorkflowList, false, s.workflowList},
+		{"limit_action", api.SubjectLimitAction, true, s.limitAction},
+		{"plan_set", api.SubjectPlanSet, true, s.planSet},
+		{"plan_get", api.SubjectPlanGet, false, s.planGet},
+		{"counter_reset", api.SubjectCounterReset, true, s.counterReset},
 	}
 	for _, ep := range eps {
 		if ep.write && opts.ReadOnly {
@@ -110,6 +133,13 @@ func StartService(nc *nats.Conn, app *Appender, proj *projections.Projector, opt
 		}
 	}
 	return s, nil
+}
+
+// SweepExpiries expires reservations past their TTL until ctx is done.
+func (s *Service) SweepExpiries(ctx context.Context, every time.Duration) {
+	if s.dec != nil {
+		s.dec.sweepExpiries(ctx, every)
+	}
 }
 
 // Stop drains the service's subscriptions and waits for the requests in
@@ -160,7 +190,7 @@ func statusOf(c events.Code) string {
 		return "409"
 	case events.CodeTooLarge:
 		return "413"
-	case events.CodeQuotaExceeded, events.CodeRetryLater:
+	case events.CodeQuotaExceeded, events.CodeRetryLater, events.CodeWorkflowLimit, events.CodeStepLimit:
 		return "429"
 	case events.CodeUnavailable:
 		return "503"
@@ -403,11 +433,21 @@ func (s *Service) check(ctx context.Context, _ api.Encoding, data []byte) (any, 
 	if err := s.waitApplied(ctx, req.AfterSeq); err != nil {
 		return nil, err
 	}
+	if err := s.knownProject(req.Tenant, req.Dims); err != nil {
+		e := events.AsError(err)
+		return api.CheckReply{Code: e.Code, Reason: "unknown_project", Message: e.Message, Limits: []api.LimitStatus{}, AppliedSeq: s.proj.Applied()}, nil
+	}
 	var reply api.CheckReply
 	err := s.proj.View(req.Tenant, func(t *projections.Tenant, c projections.Counters, applied uint64) error {
-		sts := projections.Statuses(t, c, projections.Call{Dims: req.Dims, Groups: req.Groups, Request: req.Request}, now)
+		sts := projections.Statuses(t, c, projections.Call{Dims: req.Dims, Groups: req.Groups, Request: req.Request, Permit: true}, now)
 		reply = CheckReplyOf(sts, now)
 		reply.AppliedSeq = applied
+		if err := retryBlock(t, req.Dims, now); err != nil {
+			e := events.AsError(err)
+			until, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(e.Details["retry_until"]))
+			reply.Allowed, reply.Code, reply.Reason, reply.Message, reply.RetryAfter = false, e.Code, "retry_later", e.Message, e.RetryAfter
+			reply.RetryUntil = &until
+		}
 		return nil
 	})
 	return reply, err
@@ -433,6 +473,7 @@ func CheckReplyOf(sts []projections.LimitStatus, now time.Time) api.CheckReply {
 		e := ExceededError(worst, now)
 		reply.Allowed = false
 		reply.Code = e.Code
+		reply.Reason = DenialReason(worst.Limit.Metric)
 		reply.Message = e.Message
 		reply.RetryAfter = e.RetryAfter
 	}
@@ -459,7 +500,21 @@ func ExceededError(st *projections.LimitStatus, now time.Time) *events.Error {
 	if st.Split != "" {
 		e.Details["split"] = st.Split
 	}
+	e.Details["reason"] = DenialReason(st.Limit.Metric)
 	return e.WithRetryAfter(in)
+}
+
+// DenialReason maps a denied limit onto seed 000's reasons: a concurrency
+// limit is too_many_runs, a limit on the new_run action is runs_hard_limit,
+// anything else exceeds_limit (unknown_project comes with not_found).
+func DenialReason(m events.Metric) string {
+	switch m {
+	case events.MetricConcurrent:
+		return "too_many_runs"
+	case events.ActionMetric("new_run"):
+		return "runs_hard_limit"
+	}
+	return "exceeds_limit"
 }
 
 // LimitStatusOf converts a projection status to its wire form.

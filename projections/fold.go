@@ -30,6 +30,8 @@ type TotalKey struct {
 type Deltas struct {
 	Counters map[CounterKey]int64
 	Totals   map[TotalKey]int64
+	// Expiries adds (true) or removes (false) entries of the expiry index.
+	Expiries map[ExpiryKey]bool
 }
 
 // NewDeltas returns empty deltas.
@@ -80,11 +82,11 @@ func Evolve(t *Tenant, ev *events.Event, m Meta, d *Deltas) {
 	case *events.ReservationCreated:
 		t.reserve(ev, p, d)
 	case *events.ReservationReconciled:
-		t.settle(p.Reservation, &p.Actual, d)
+		t.settle(p.Reservation, &p.Actual, OutcomeReconciled, ev.Time, d)
 	case *events.ReservationReleased:
-		t.settle(p.Reservation, nil, d)
+		t.settle(p.Reservation, nil, OutcomeReleased, ev.Time, d)
 	case *events.ReservationExpired:
-		t.settle(p.Reservation, nil, d)
+		t.settle(p.Reservation, nil, OutcomeExpired, ev.Time, d)
 	case *events.RetrySignalled:
 		if t.Retries == nil {
 			t.Retries = map[string]Retry{}
@@ -118,7 +120,12 @@ func Evolve(t *Tenant, ev *events.Event, m Meta, d *Deltas) {
 	case *events.QuotaDeleted:
 		if _, ok := t.Quotas[p.Quota]; ok {
 			delete(t.Quotas, p.Quota)
-			t.bumpEpoch(p.Quota) // a quota created again later starts afresh
+			t.bumpEpoch(p.Quota)       // a quota created again later starts afresh
+			for k := range t.Rolling { // rolling windows too: they open at the next first use
+				if rollingOf(k, p.Quota, "") {
+					delete(t.Rolling, k)
+				}
+			}
 			t.quotasChanged()
 		}
 	case *events.CounterReset:
@@ -164,9 +171,7 @@ func (t *Tenant) count(ev *events.Event, a events.Amounts, sign int64, d *Deltas
 			if n == 0 {
 				continue
 			}
-			if k, ok := t.counterKey(qs, i, split, ev.Time); ok {
-				d.add(k, sign*n)
-			}
+			d.add(t.counterKey(qs, i, split, ev.Time), sign*n)
 		}
 	}
 }
@@ -183,23 +188,26 @@ func (t *Tenant) countMetric(ev *events.Event, m events.Metric, n int64, d *Delt
 			if l.Metric != m {
 				continue
 			}
-			if k, ok := t.counterKey(qs, i, split, ev.Time); ok {
-				d.add(k, n)
-			}
+			d.add(t.counterKey(qs, i, split, ev.Time), n)
 		}
 	}
 }
 
 // counterKey returns the usage counter that an event at time at counts in,
-// starting a rolling window if none is open. It returns false for an event
-// older than every rolling window still known.
-func (t *Tenant) counterKey(qs *QuotaState, i int, split string, at time.Time) (CounterKey, bool) {
+// starting a rolling window if none is open. A late event counts in the
+// rolling window that held its time; when no known window did (it is older
+// than the first one, or fell in a gap between two), it counts in the
+// earliest known window that had not ended by then: usage is never dropped.
+func (t *Tenant) counterKey(qs *QuotaState, i int, split string, at time.Time) CounterKey {
 	q := &qs.Quota
 	l := q.Limits[i]
 	k := CounterKey{Tenant: t.Name, Quota: q.ID, Epoch: t.epoch(q.ID, split), Split: split, Limit: qs.LimitKey(i)}
+	if l.Metric == events.MetricConcurrent {
+		return k // permits have no window: one counter, bucket 0
+	}
 	if l.Window.Kind != events.Rolling {
 		k.Bucket = Bucket(l.Window, at)
-		return k, true
+		return k
 	}
 	rk := q.ID + "\x00" + split + "\x00" + k.Limit
 	rw := t.Rolling[rk]
@@ -214,12 +222,12 @@ func (t *Tenant) counterKey(qs *QuotaState, i int, split string, at time.Time) (
 		}
 		t.Rolling[rk] = RollingWindow{Start: sec, Prev: rw.Start}
 		k.Bucket = sec
-	case rw.Prev != 0 && sec >= rw.Prev && sec < rw.Prev+length:
+	case rw.Prev != 0 && sec < rw.Prev+length:
 		k.Bucket = rw.Prev
 	default:
-		return k, false
+		k.Bucket = rw.Start
 	}
-	return k, true
+	return k
 }
 
 // RollingStart returns the start of the rolling window of limit i of qs for
@@ -252,12 +260,12 @@ func (t *Tenant) reserve(ev *events.Event, p *events.ReservationCreated, d *Delt
 		}
 		split := qs.Quota.SplitKey(ev.Dims)
 		for i, l := range qs.Quota.Limits {
-			k, ok := t.counterKey(qs, i, split, ev.Time)
-			if !ok {
-				continue
-			}
+			k := t.counterKey(qs, i, split, ev.Time)
 			k.Reserved = true
 			n := Amount(&qs.Quota, l.Metric, &p.Estimate, op)
+			if l.Metric == events.MetricConcurrent {
+				n = 1 // a reservation holds one permit
+			}
 			r.Holds = append(r.Holds, Hold{Key: k, Amount: n})
 			d.add(k, n)
 		}
@@ -266,17 +274,20 @@ func (t *Tenant) reserve(ev *events.Event, p *events.ReservationCreated, d *Delt
 		t.Reservations = map[string]*Reservation{}
 	}
 	t.Reservations[p.Reservation] = r
+	d.expiry(ExpiryKey{At: p.ExpiresAt.UnixNano(), Tenant: t.Name, Reservation: p.Reservation}, true)
 }
 
 // settle ends a reservation: its holds are given back and, when actual is
 // given, the actual usage is counted in the reservation's own windows. An
 // unknown or already settled reservation changes nothing.
-func (t *Tenant) settle(id string, actual *events.Amounts, d *Deltas) {
+func (t *Tenant) settle(id string, actual *events.Amounts, outcome string, at time.Time, d *Deltas) {
 	r, ok := t.Reservations[id]
 	if !ok {
 		return
 	}
 	delete(t.Reservations, id)
+	d.expiry(ExpiryKey{At: r.ExpiresAt.UnixNano(), Tenant: t.Name, Reservation: id}, false)
+	t.close(r, outcome, at)
 	op := r.Dims[events.DimOperation]
 	for _, h := range r.Holds {
 		d.add(h.Key, -h.Amount)

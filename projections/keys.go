@@ -15,12 +15,14 @@ import (
 //	c <tenant> 0 <quota> 0 <epoch:4> <split> 0 <limit> 0 <bucket:8> <u|r> -> int64
 //	t <tenant> 0 <metric>                       -> int64 all-time total
 //	d <tenant> 0 <event id>                     -> uint64 sequence that applied it
+//	x <expires at:8> <tenant> 0 <reservation>   -> empty: open reservations by expiry
 const (
 	prefixMeta    = 'm'
 	prefixTenant  = 's'
 	prefixCounter = 'c'
 	prefixTotal   = 't'
 	prefixSeen    = 'd'
+	prefixExpiry  = 'x'
 )
 
 var keyApplied = []byte{prefixMeta, 'a', 'p', 'p', 'l', 'i', 'e', 'd'}

@@ -20,6 +20,10 @@ type Call struct {
 	Dims    events.Dimensions
 	Groups  []string
 	Request events.Amounts
+	// Permit: the call would take a concurrency permit (a reservation).
+	Permit bool
+	// Workflows: the call would begin this many workflows.
+	Workflows int64
 }
 
 // LimitStatus is the state of one limit of one matching quota for a call.
@@ -54,6 +58,19 @@ func Statuses(t *Tenant, c Counters, call Call, now time.Time) []LimitStatus {
 		for i, l := range q.Limits {
 			k := CounterKey{Tenant: t.Name, Quota: q.ID, Epoch: t.epoch(q.ID, split), Split: split, Limit: qs.LimitKey(i)}
 			st := LimitStatus{Quota: q.ID, Split: split, Limit: l, Soft: q.IsSoft(), Requested: Amount(q, l.Metric, &call.Request, op)}
+			switch l.Metric {
+			case events.MetricConcurrent:
+				if call.Permit {
+					st.Requested = 1
+				}
+				st.Used, st.Reserved, _ = c.Sum(k, 0, 0)
+				st.ResetsAt = t.nextPermit(k, now)
+				fill(&st, q, l)
+				out = append(out, st)
+				continue
+			case events.MetricWorkflows:
+				st.Requested = call.Workflows
+			}
 			var span Span
 			open := true
 			if l.Window.Kind == events.Rolling {
@@ -95,4 +112,23 @@ func fill(st *LimitStatus, q *events.Quota, l events.Limit) {
 		// Nothing asked for: is there room for anything at all?
 		st.Exceeded = held >= l.Max
 	}
+}
+
+// nextPermit is when a permit of counter k comes back at the latest: the
+// earliest expiry of the open reservations holding one (now when none).
+func (t *Tenant) nextPermit(k CounterKey, now time.Time) time.Time {
+	var next time.Time
+	for _, r := range t.Reservations {
+		for _, h := range r.Holds {
+			hk := h.Key
+			hk.Reserved, hk.Bucket = false, 0
+			if hk == k && (next.IsZero() || r.ExpiresAt.Before(next)) {
+				next = r.ExpiresAt
+			}
+		}
+	}
+	if next.IsZero() {
+		return now
+	}
+	return next
 }

@@ -212,6 +212,11 @@ func (s *Store) Write(c *Commit) error {
 			return err
 		}
 	}
+	if c.Deltas != nil {
+		if err := writeExpiries(b, c.Deltas.Expiries); err != nil {
+			return err
+		}
+	}
 	if err := b.Set(keyApplied, encodeInt(int64(c.Applied)), nil); err != nil {
 		return err
 	}

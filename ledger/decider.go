@@ -1,0 +1,279 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/ledgerworks/ledger/events"
+	"github.com/ledgerworks/ledger/projections"
+)
+
+// decider runs Decide for one tenant at a time and appends the decisions,
+// fenced on the tenant's decision subject.
+//
+// Commands for the same tenant queue up; a worker takes all that are queued
+// (up to maxGroup), decides them in order on a copy of the tenant's state
+// (folding each decision onto the copy before deciding the next), and
+// appends them as one stream message with the expected last sequence of the
+// tenant's decision subject. The stream refuses the append if any other
+// decision on the tenant reached it first (another instance, or a decision
+// this projection has not folded yet); the worker then catches up and
+// decides again. So the fence is the stream itself, and grouping makes a hot
+// tenant cost one fenced append per group, not per request.
+type decider struct {
+	app    *Appender
+	proj   *projections.Projector
+	stream jetstream.Stream
+	now    func() time.Time
+	wait   time.Duration
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	tenants map[string]*tenantQueue
+}
+
+const maxGroup = 256
+
+type tenantQueue struct {
+	queue   []*pendingCommand
+	running bool
+	lastSeq uint64 // our last append for the tenant: fold it before deciding again
+}
+
+type pendingCommand struct {
+	cmd  Command
+	done chan decided
+}
+
+type decided struct {
+	Decision
+	seq uint64
+	err error
+}
+
+func newDecider(app *Appender, proj *projections.Projector, stream jetstream.Stream, now func() time.Time, wait time.Duration, log *slog.Logger) *decider {
+	return &decider{app: app, proj: proj, stream: stream, now: now, wait: wait, log: log, tenants: map[string]*tenantQueue{}}
+}
+
+// Submit decides cmd for tenant and returns once the decision is durable in
+// the stream (or refused).
+func (d *decider) Submit(ctx context.Context, tenant string, cmd Command) (Decision, uint64, error) {
+	p := &pendingCommand{cmd: cmd, done: make(chan decided, 1)}
+	d.mu.Lock()
+	q := d.tenants[tenant]
+	if q == nil {
+		q = &tenantQueue{}
+		d.tenants[tenant] = q
+	}
+	q.queue = append(q.queue, p)
+	if !q.running {
+		q.running = true
+		go d.work(tenant, q)
+	}
+	d.mu.Unlock()
+	select {
+	case r := <-p.done:
+		return r.Decision, r.seq, r.err
+	case <-ctx.Done():
+		return Decision{}, 0, &events.Error{Code: events.CodeUnavailable, Message: "the decision did not complete in time; it may still be appended", Suggestion: "retry with the same reservation, workflow or event id: the retry is answered, not applied twice"}
+	}
+}
+
+func (d *decider) work(tenant string, q *tenantQueue) {
+	for {
+		d.mu.Lock()
+		n := min(len(q.queue), maxGroup)
+		if n == 0 {
+			q.running = false
+			if q.lastSeq <= d.proj.Applied() {
+				delete(d.tenants, tenant) // nothing to remember: the projection has it all
+			}
+			d.mu.Unlock()
+			return
+		}
+		group := append([]*pendingCommand(nil), q.queue[:n]...)
+		q.queue = q.queue[n:]
+		lastSeq := q.lastSeq
+		d.mu.Unlock()
+
+		seq := d.decideGroup(tenant, lastSeq, group)
+		if seq > 0 {
+			d.mu.Lock()
+			q.lastSeq = seq
+			d.mu.Unlock()
+		}
+	}
+}
+
+const maxFenceRetries = 20
+
+// decideGroup decides and appends a group of commands and answers each. It
+// returns the sequence of the append (0 when nothing was appended).
+func (d *decider) decideGroup(tenant string, lastSeq uint64, group []*pendingCommand) uint64 {
+	ctx, cancel := context.WithTimeout(context.Background(), d.wait)
+	defer cancel()
+	answer := func(results []decided) {
+		for i, p := range group {
+			p.done <- results[i]
+		}
+	}
+	failAll := func(err error) {
+		rs := make([]decided, len(group))
+		for i := range rs {
+			rs[i].err = err
+		}
+		answer(rs)
+	}
+	for attempt := 0; ; attempt++ {
+		if err := d.proj.WaitApplied(ctx, lastSeq); err != nil {
+			failAll(&events.Error{Code: events.CodeUnavailable, Message: "the projection is behind the stream: " + err.Error(), Suggestion: "retry shortly"})
+			return 0
+		}
+		var st *projections.Tenant
+		var counters projections.Counters
+		err := d.proj.View(tenant, func(t *projections.Tenant, c projections.Counters, _ uint64) error {
+			st, counters = t.Clone(), c
+			return nil
+		})
+		if err != nil {
+			failAll(err)
+			return 0
+		}
+		fence := st.LastDecision
+		view := newOverlay(counters, func(id string) bool {
+			seen, err := d.proj.Seen(tenant, id)
+			return err == nil && seen
+		})
+		now := d.now()
+		results := make([]decided, len(group))
+		var evs []events.Event
+		for i, p := range group {
+			dec, err := Decide(st, view, p.cmd, now, nuid.Next)
+			results[i] = decided{Decision: dec, err: err}
+			if err != nil {
+				continue
+			}
+			for j := range dec.Events {
+				projections.Evolve(st, &dec.Events[j], projections.Meta{}, view.d)
+				view.seen[dec.Events[j].ID] = true
+			}
+			evs = append(evs, dec.Events...)
+		}
+		if len(evs) == 0 {
+			answer(results)
+			return 0
+		}
+		seq, err := d.app.Append(ctx, tenant, events.ClassDecision, evs, &Fence{LastSeq: fence})
+		if errors.Is(err, events.ErrConflict) && attempt < maxFenceRetries {
+			// Another decision reached the tenant's subject first: fold up
+			// to it and decide again.
+			last, lerr := d.lastDecisionSeq(ctx, tenant)
+			if lerr != nil {
+				failAll(lerr)
+				return 0
+			}
+			lastSeq = max(lastSeq, last)
+			continue
+		}
+		if err != nil {
+			for i := range results {
+				if results[i].err == nil && len(results[i].Events) > 0 {
+					results[i].err = err
+				}
+			}
+			answer(results)
+			return 0
+		}
+		for i := range results {
+			if len(results[i].Events) > 0 {
+				results[i].seq = seq
+			}
+		}
+		answer(results)
+		return seq
+	}
+}
+
+func (d *decider) lastDecisionSeq(ctx context.Context, tenant string) (uint64, error) {
+	m, err := d.stream.GetLastMsgForSubject(ctx, events.Subject(tenant, events.ClassDecision))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, &events.Error{Code: events.CodeUnavailable, Message: fmt.Sprintf("read the last decision of %s: %v", tenant, err)}
+	}
+	return m.Sequence, nil
+}
+
+// sweepExpiries appends an expiry for every reservation past its TTL, until
+// ctx is done. Every instance sweeps; the fence makes one of them win and
+// the others find nothing left to expire.
+func (d *decider) sweepExpiries(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		due, err := d.proj.DueExpiries(d.now(), 1024)
+		if err != nil {
+			d.log.Warn("expiry sweep", "err", err)
+			continue
+		}
+		var wg sync.WaitGroup
+		for _, k := range due {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, _, err := d.Submit(ctx, k.Tenant, Expire{Reservation: k.Reservation}); err != nil && ctx.Err() == nil {
+					d.log.Warn("expire reservation", "tenant", k.Tenant, "reservation", k.Reservation, "err", err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+// overlay adds the deltas of decisions not yet in the stream to the
+// projection's counters.
+type overlay struct {
+	base     projections.Counters
+	d        *projections.Deltas
+	seen     map[string]bool
+	seenBase func(string) bool
+}
+
+func newOverlay(base projections.Counters, seen func(string) bool) *overlay {
+	return &overlay{base: base, d: projections.NewDeltas(), seen: map[string]bool{}, seenBase: seen}
+}
+
+func (o *overlay) Sum(k projections.CounterKey, from, to int64) (used, reserved, oldest int64) {
+	used, reserved, oldest = o.base.Sum(k, from, to)
+	for dk, n := range o.d.Counters {
+		b, r := dk.Bucket, dk.Reserved
+		dk.Bucket, dk.Reserved = k.Bucket, k.Reserved
+		if dk != k || b < from || b > to {
+			continue
+		}
+		if r {
+			reserved += n
+		} else {
+			used += n
+		}
+		if oldest == 0 || b < oldest {
+			oldest = b
+		}
+	}
+	return used, reserved, oldest
+}
+
+func (o *overlay) Seen(id string) bool { return o.seen[id] || o.seenBase(id) }

@@ -1,0 +1,297 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/events"
+	"github.com/ledgerworks/ledger/projections"
+)
+
+// Handlers of the decision endpoints: each decodes its request, builds a
+// Command, has the decider decide and append it, and replies.
+
+func (s *Service) limitsOf(sts []projections.LimitStatus, now time.Time) ([]api.LimitStatus, bool) {
+	if len(sts) == 0 {
+		return nil, false
+	}
+	out := make([]api.LimitStatus, len(sts))
+	warn := false
+	for i := range sts {
+		out[i] = LimitStatusOf(&sts[i], now)
+		warn = warn || sts[i].Warning
+	}
+	return out, warn
+}
+
+func decodeTenant[T any](data []byte, tenant func(*T) string) (*T, error) {
+	req := new(T)
+	if err := api.Decode(data, req); err != nil {
+		return nil, err
+	}
+	if err := requireTenant(tenant(req)); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func (s *Service) consume(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req, err := decodeTenant(data, func(r *api.ConsumeRequest) string { return r.Tenant })
+	if err != nil {
+		return nil, err
+	}
+	dec, seq, err := s.dec.Submit(ctx, req.Tenant, Consume{ID: req.ID, Dims: req.Dims, Groups: req.Groups, Amounts: req.Amounts})
+	if err != nil {
+		return nil, err
+	}
+	limits, warn := s.limitsOf(dec.Statuses, s.opts.Now())
+	return api.DecisionReply{Outcome: dec.Outcome, Seq: seq, Limits: limits, Warning: warn}, nil
+}
+
+func (s *Service) reserve(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req, err := decodeTenant(data, func(r *api.ReserveRequest) string { return r.Tenant })
+	if err != nil {
+		return nil, err
+	}
+	dec, seq, err := s.dec.Submit(ctx, req.Tenant, Reserve{Reservation: req.Reservation, Dims: req.Dims, Groups: req.Groups, Estimate: req.Estimate, TTL: time.Duration(req.TTLMs) * time.Millisecond})
+	if err != nil {
+		return nil, err
+	}
+	limits, warn := s.limitsOf(dec.Statuses, s.opts.Now())
+	return api.ReserveReply{Reservation: req.Reservation, Outcome: dec.Outcome, ExpiresAt: dec.ExpiresAt.UTC(), Seq: seq, Limits: limits, Warning: warn}, nil
+}
+
+func (s *Service) reconcile(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req, err := decodeTenant(data, func(r *api.ReconcileRequest) string { return r.Tenant })
+	if err != nil {
+		return nil, err
+	}
+	dec, seq, err := s.dec.Submit(ctx, req.Tenant, Reconcile{Reservation: req.Reservation, Actual: req.Actual})
+	if err != nil {
+		return nil, err
+	}
+	return api.DecisionReply{Outcome: dec.Outcome, Seq: seq}, nil
+}
+
+func (s *Service) release(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req, err := decodeTenant(data, func(r *api.ReleaseRequest) string { return r.Tenant })
+	if err != nil {
+		return nil, err
+	}
+	dec, seq, err := s.dec.Submit(ctx, req.Tenant, Release{Reservation: req.Reservation, Reason: req.Reason})
+	if err != nil {
+		return nil, err
+	}
+	return api.DecisionReply{Outcome: dec.Outcome, Seq: seq}, nil
+}
+
+func (s *Service) retrySignal(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req, err := decodeTenant(data, func(r *api.RetrySignalRequest) string { return r.Tenant })
+	if err != nil {
+		return nil, err
+	}
+	dec, seq, err := s.dec.Submit(ctx, req.Tenant, SignalRetry{Key: req.Key, RetryDelay: req.RetryDelay, QuotaMetric: req.QuotaMetric, QuotaID: req.QuotaID, QuotaDimensions: req.QuotaDimensions})
+	if err != nil {
+		return nil, err
+	}
+	until := dec.ExpiresAt.UTC()
+	return api.RetryReply{RetryUntil: &until, RetryDelay: req.RetryDelay, QuotaMetric: req.QuotaMetric, QuotaID: req.QuotaID, QuotaDimensions: req.QuotaDimensions, Seq: seq}, nil
+}
+
+func (s *Service) retryClear(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req, err := decodeTenant(data, func(r *api.RetryRequest) string { return r.Tenant })
+	if err != nil {
+		return nil, err
+	}
+	_, seq, err := s.dec.Submit(ctx, req.Tenant, ClearRetry{Key: req.Key})
+	if err != nil {
+		return nil, err
+	}
+	return api.RetryReply{Seq: seq}, nil
+}
+
+func (s *Service) retryGet(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req, err := decodeTenant(data, func(r *api.RetryRequest) string { return r.Tenant })
+	if err != nil {
+		return nil, err
+	}
+	now := s.opts.Now()
+	var reply api.RetryReply
+	err = s.proj.View(req.Tenant, func(t *projections.Tenant, _ projections.Counters, _ uint64) error {
+		r, ok := t.Retries[projections.RetryKey(req.Key)]
+		if !ok || !r.Signal.RetryUntil.After(now) {
+			return nil
+		}
+		until := r.Signal.RetryUntil.UTC()
+		reply = api.RetryReply{RetryUntil: &until, RetryDelay: r.Signal.RetryDelay, QuotaMetric: r.Signal.QuotaMetric, QuotaID: r.Signal.QuotaID, QuotaDimensions: r.Signal.QuotaDimensions}
+		return nil
+	})
+	return reply, err
+}
+
+func workflowReply(id string, dec Decision, seq uint64) api.WorkflowReply {
+	r := api.WorkflowReply{Workflow: id, Outcome: dec.Outcome, Steps: dec.Steps, MaxSteps: dec.MaxSteps, Seq: seq}
+	if dec.MaxSteps > 0 {
+		r.Remaining = max(dec.MaxSteps-dec.Steps, 0)
+	}
+	return r
+}
+
+func (s *Service) workflowBegin(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req, err := decodeTenant(data, func(r *api.WorkflowRequest) string { return r.Tenant })
+	if err != nil {
+		return nil, err
+	}
+	dec, seq, err := s.dec.Submit(ctx, req.Tenant, BeginWorkflow{Workflow: req.Workflow, Dims: req.Dims, Groups: req.Groups})
+	if err != nil {
+		return nil, err
+	}
+	return workflowReply(req.Workflow, dec, seq), nil
+}
+
+func (s *Service) workflowStep(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req, err := decodeTenant(data, func(r *api.WorkflowRequest) string { return r.Tenant })
+	if err != nil {
+		return nil, err
+	}
+	dec, seq, err := s.dec.Submit(ctx, req.Tenant, StepWorkflow{Workflow: req.Workflow})
+	if err != nil {
+		return nil, err
+	}
+	dec.Outcome = "stepped"
+	return workflowReply(req.Workflow, dec, seq), nil
+}
+
+func (s *Service) workflowEnd(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req, err := decodeTenant(data, func(r *api.WorkflowRequest) string { return r.Tenant })
+	if err != nil {
+		return nil, err
+	}
+	dec, seq, err := s.dec.Submit(ctx, req.Tenant, EndWorkflow{Workflow: req.Workflow, Outcome: req.Outcome})
+	if err != nil {
+		return nil, err
+	}
+	return workflowReply(req.Workflow, dec, seq), nil
+}
+
+func (s *Service) workflowList(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req, err := decodeTenant(data, func(r *api.TenantRequest) string { return r.Tenant })
+	if err != nil {
+		return nil, err
+	}
+	if err := s.waitApplied(ctx, req.AfterSeq); err != nil {
+		return nil, err
+	}
+	reply := api.WorkflowListReply{Workflows: []api.ActiveWorkflow{}}
+	err = s.proj.View(req.Tenant, func(t *projections.Tenant, _ projections.Counters, _ uint64) error {
+		for _, w := range t.Workflows {
+			reply.Workflows = append(reply.Workflows, api.ActiveWorkflow{Workflow: w.ID, Begun: w.Begun.UTC(), Steps: w.Steps, Dims: w.Dims})
+		}
+		return nil
+	})
+	sort.Slice(reply.Workflows, func(i, j int) bool { return reply.Workflows[i].Workflow < reply.Workflows[j].Workflow })
+	return reply, err
+}
+
+// knownProject refuses a call naming a project the tenant has no plan for,
+// once the tenant uses plans at all (seed 000's unknown_project).
+func (s *Service) knownProject(tenant string, dims events.Dimensions) error {
+	project := dims[events.DimProject]
+	if project == "" {
+		return nil
+	}
+	return s.proj.View(tenant, func(t *projections.Tenant, _ projections.Counters, _ uint64) error {
+		if len(t.Plans) == 0 {
+			return nil
+		}
+		if _, ok := t.Plans[project]; ok {
+			return nil
+		}
+		if _, ok := t.Plans[""]; ok {
+			return nil
+		}
+		return unknownProject(tenant, project)
+	})
+}
+
+func unknownProject(tenant, project string) error {
+	return &events.Error{Code: events.CodeNotFound, Message: fmt.Sprintf("tenant %s has no project %q", tenant, project), Details: map[string]any{"project": project, "reason": "unknown_project"}, Suggestion: "set a plan for the project (plan.set) first"}
+}
+
+func (s *Service) limitAction(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req, err := decodeTenant(data, func(r *api.LimitActionRequest) string { return r.Tenant })
+	if err != nil {
+		return nil, err
+	}
+	if req.Count == 0 {
+		req.Count = 1
+	}
+	if err := s.knownProject(req.Tenant, req.Dims); err != nil {
+		return nil, err
+	}
+	dec, seq, err := s.dec.Submit(ctx, req.Tenant, Consume{ID: req.ID, Dims: req.Dims, Groups: req.Groups, Amounts: events.Amounts{Actions: events.Counts{req.Action: req.Count}}})
+	if err != nil {
+		return nil, err
+	}
+	limits, warn := s.limitsOf(dec.Statuses, s.opts.Now())
+	return api.DecisionReply{Outcome: dec.Outcome, Seq: seq, Limits: limits, Warning: warn}, nil
+}
+
+func (s *Service) planSet(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req, err := decodeTenant(data, func(r *api.PlanSetRequest) string { return r.Tenant })
+	if err != nil {
+		return nil, err
+	}
+	ev := s.adminEvent(req.Tenant, &req.Plan)
+	if err := ev.Validate(); err != nil {
+		return nil, err
+	}
+	seq, err := s.appendAndApply(ctx, req.Tenant, ev)
+	if err != nil {
+		return nil, err
+	}
+	return api.PlanReply{Plan: req.Plan, Seq: seq}, nil
+}
+
+func (s *Service) planGet(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req, err := decodeTenant(data, func(r *api.PlanRequest) string { return r.Tenant })
+	if err != nil {
+		return nil, err
+	}
+	var reply api.PlanReply
+	err = s.proj.View(req.Tenant, func(t *projections.Tenant, _ projections.Counters, _ uint64) error {
+		if p, ok := t.Plans[req.Project]; ok {
+			reply.Plan = p
+			return nil
+		}
+		if p, ok := t.Plans[""]; ok { // the tenant-wide plan
+			p.Project = req.Project
+			reply.Plan = p
+			return nil
+		}
+		return unknownProject(req.Tenant, req.Project)
+	})
+	return reply, err
+}
+
+func (s *Service) counterReset(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req, err := decodeTenant(data, func(r *api.CounterResetRequest) string { return r.Tenant })
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.readQuota(req.Tenant, req.Quota); err != nil {
+		return nil, err
+	}
+	ev := s.adminEvent(req.Tenant, &events.CounterReset{Quota: req.Quota, Split: req.Split, Reason: req.Reason})
+	if err := ev.Validate(); err != nil {
+		return nil, err
+	}
+	seq, err := s.appendAndApply(ctx, req.Tenant, ev)
+	if err != nil {
+		return nil, err
+	}
+	return api.WriteReply{Seq: seq}, nil
+}
