@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -41,6 +42,37 @@ type jsonEvent struct {
 	Groups []string          `json:"groups,omitempty"`
 	Time   time.Time         `json:"time"`
 	Data   json.RawMessage   `json:"data"`
+}
+
+// Counts maps names to integers (actions, cost multipliers). It exists for its
+// msgpack encoding: the msgpack encoder sorts the keys of map[string]string
+// and map[string]any only, so a plain map[string]int64 would be written in Go's
+// random map order and the canonical encoding would not be canonical.
+type Counts map[string]int64
+
+// EncodeMsgpack writes the map with its keys sorted, each entry encoded as the
+// default encoder would (compact integers when the encoder uses them).
+func (c Counts) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if c == nil {
+		return enc.EncodeNil()
+	}
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if err := enc.EncodeMapLen(len(keys)); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := enc.EncodeString(k); err != nil {
+			return err
+		}
+		if err := enc.Encode(c[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // marshalMsgpack encodes v deterministically: map keys sorted, integers in
@@ -233,12 +265,16 @@ func DecodeBatch(b []byte) ([]Event, error) {
 		return es, nil
 	}
 	var ws []wireEvent
-	dec := msgpack.NewDecoder(bytes.NewReader(b))
+	r := bytes.NewReader(b)
+	dec := msgpack.NewDecoder(r)
 	n, err := dec.DecodeArrayLen()
 	if err != nil {
 		return nil, malformed("msgpack", err)
 	}
-	if n < 0 || n > MaxBatchEvents {
+	if n < 0 { // msgpack nil
+		return nil, malformed("msgpack", errors.New("batch is nil, want an array of events"))
+	}
+	if n > MaxBatchEvents {
 		return nil, &Error{Code: CodeTooLarge, Message: fmt.Sprintf("batch has %d events, limit %d", n, MaxBatchEvents), Details: map[string]any{"events": n, "limit": MaxBatchEvents}}
 	}
 	ws = make([]wireEvent, n)
@@ -246,6 +282,9 @@ func DecodeBatch(b []byte) ([]Event, error) {
 		if err := dec.Decode(&ws[i]); err != nil {
 			return nil, malformed("msgpack", err)
 		}
+	}
+	if r.Len() != 0 { // the decoder reads r directly, unbuffered
+		return nil, malformed("msgpack", fmt.Errorf("%d bytes after the array of events", r.Len()))
 	}
 	evs := make([]Event, n)
 	for i := range ws {

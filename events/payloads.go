@@ -6,12 +6,12 @@ import "time"
 // tokens and requests are counts, cost is in micro-units of the tenant's
 // currency. Actions count named actions (new_run, activate_workflow, ai_query).
 type Amounts struct {
-	Tokens       int64            `json:"tokens,omitempty" msgpack:"tokens,omitempty"`
-	InputTokens  int64            `json:"input_tokens,omitempty" msgpack:"input_tokens,omitempty"`
-	OutputTokens int64            `json:"output_tokens,omitempty" msgpack:"output_tokens,omitempty"`
-	Requests     int64            `json:"requests,omitempty" msgpack:"requests,omitempty"`
-	Cost         int64            `json:"cost,omitempty" msgpack:"cost,omitempty"`
-	Actions      map[string]int64 `json:"actions,omitempty" msgpack:"actions,omitempty"`
+	Tokens       int64  `json:"tokens,omitempty" msgpack:"tokens,omitempty"`
+	InputTokens  int64  `json:"input_tokens,omitempty" msgpack:"input_tokens,omitempty"`
+	OutputTokens int64  `json:"output_tokens,omitempty" msgpack:"output_tokens,omitempty"`
+	Requests     int64  `json:"requests,omitempty" msgpack:"requests,omitempty"`
+	Cost         int64  `json:"cost,omitempty" msgpack:"cost,omitempty"`
+	Actions      Counts `json:"actions,omitempty" msgpack:"actions,omitempty"`
 }
 
 // TotalTokens is Tokens when given, else input plus output tokens.
@@ -42,9 +42,9 @@ type UsageCorrected struct {
 // ReservationCreated: an estimate is held against every matching limit until
 // the reservation is reconciled, released or expires.
 type ReservationCreated struct {
-	Reservation string        `json:"reservation" msgpack:"reservation"`
-	Estimate    Amounts       `json:"estimate" msgpack:"estimate"`
-	ExpiresAt   time.Time     `json:"expires_at" msgpack:"expires_at"`
+	Reservation string    `json:"reservation" msgpack:"reservation"`
+	Estimate    Amounts   `json:"estimate" msgpack:"estimate"`
+	ExpiresAt   time.Time `json:"expires_at" msgpack:"expires_at"`
 }
 
 // ReservationReconciled: the call ran and used Actual; the hold is replaced by
