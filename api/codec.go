@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sort"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -80,4 +81,33 @@ func (e Encoding) String() string {
 		return "json"
 	}
 	return "msgpack"
+}
+
+// Totals are amounts per metric. The msgpack encoder sorts the keys of
+// map[string]string and map[string]any only, so Totals sorts its own: a reply
+// is the same bytes every time.
+type Totals map[events.Metric]int64
+
+// EncodeMsgpack writes the totals with their metrics sorted.
+func (t Totals) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if t == nil {
+		return enc.EncodeNil()
+	}
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, string(k))
+	}
+	sort.Strings(keys)
+	if err := enc.EncodeMapLen(len(keys)); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := enc.EncodeString(k); err != nil {
+			return err
+		}
+		if err := enc.Encode(t[events.Metric(k)]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
