@@ -32,6 +32,7 @@ const usage = `usage: ledger <command> [flags]
 
 commands:
   serve    run the ledger (embedded NATS + JetStream, projector, service)
+  bench    measure the ledger against raw NATS baselines (docs/PERFORMANCE.md)
 
 Run "ledger <command> -h" for the flags of a command.`
 
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr)
+	case "bench":
+		return bench(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -1,0 +1,122 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/events"
+)
+
+// Sequential figures take at most this many measured calls (and at most
+// Duration).
+const (
+	seqWarmup = 500
+	seqMax    = 20_000
+)
+
+// check: sequential p50 and p99 latency of a quota check and throughput with
+// Concurrency callers, through the Go client, against a bare NATS
+// request/reply echo responder on the same server (on the same kind of
+// connection as the ledger's service: in-process when embedded).
+func (e *env) check(ctx context.Context) error {
+	pop, err := e.population(ctx, "main", e.cfg.Accounts, e.cfg.Tenants)
+	if err != nil {
+		return err
+	}
+	if err := e.ensureIngested(ctx, pop, min(e.cfg.Events, 50_000)); err != nil {
+		return err
+	}
+	reqs := checkRequests(pop, 4096)
+	body, err := api.Encode(api.Msgpack, reqs[0])
+	if err != nil {
+		return err
+	}
+	stop, err := e.echoResponder()
+	if err != nil {
+		return err
+	}
+	echoSubject := "benchecho." + e.prefix
+	echo := func(int) error {
+		_, err := e.nc.Request(echoSubject, body, 5*time.Second)
+		return err
+	}
+	baseSeq, err := sequential(ctx, seqWarmup, seqMax, e.cfg.Duration, echo)
+	if err != nil {
+		stop()
+		return fmt.Errorf("echo: %w", err)
+	}
+	baseTput, err := concurrent(ctx, e.cfg.Concurrency, e.cfg.Duration, echo)
+	stop()
+	if err != nil {
+		return fmt.Errorf("echo: %w", err)
+	}
+	check := func(i int) error {
+		_, err := e.cl.Check(ctx, reqs[i%len(reqs)])
+		return err
+	}
+	seq, err := sequential(ctx, seqWarmup, seqMax, e.cfg.Duration, check)
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	tput, err := concurrent(ctx, e.cfg.Concurrency, e.cfg.Duration, check)
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	e.notef("check: %d sequential calls (echo %d), %d concurrent callers on one connection", len(seq), len(baseSeq), e.cfg.Concurrency)
+	e.report("check", "p50_us", seq.quantile(0.5), baseSeq.quantile(0.5), true)
+	e.report("check", "p99_us", seq.quantile(0.99), baseSeq.quantile(0.99), true)
+	e.report("check", "throughput_per_s", tput, baseTput, false)
+	return nil
+}
+
+// checkRequests returns n checks of random accounts of pop.
+func checkRequests(pop *population, n int) []api.CheckRequest {
+	r := rand.New(rand.NewPCG(3, 4))
+	out := make([]api.CheckRequest, n)
+	for i := range out {
+		tenant, user := pop.account(r.IntN(pop.accounts))
+		out[i] = api.CheckRequest{
+			Tenant:  tenant,
+			Dims:    events.Dimensions{events.DimUser: user, events.DimModel: "gpt-4o"},
+			Request: events.Amounts{Tokens: 500},
+		}
+	}
+	return out
+}
+
+// echoResponder answers benchecho.<prefix> with the request's own body.
+func (e *env) echoResponder() (stop func(), err error) {
+	var nc *nats.Conn
+	if srv := e.l.Server(); srv != nil {
+		nc, err = nats.Connect(srv.ClientURL(), nats.InProcessServer(srv), nats.Name("ledger-bench-echo"))
+	} else {
+		nc, err = nats.Connect(e.cfg.NATSURL, nats.Name("ledger-bench-echo"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	sub, err := nc.Subscribe("benchecho."+e.prefix, func(m *nats.Msg) { m.Respond(m.Data) })
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if err := nc.Flush(); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return func() { sub.Unsubscribe(); nc.Close() }, nil
+}
+
+// ensureIngested makes sure pop has at least n events (setup, not measured).
+func (e *env) ensureIngested(ctx context.Context, pop *population, n int) error {
+	if pop.recorded >= n {
+		return nil
+	}
+	_, err := e.ingestEvents(ctx, pop, n-pop.recorded, randomAccounts(pop.accounts))
+	return err
+}

@@ -1,0 +1,80 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+)
+
+// scaleResult holds the figures of one phase of the scale scenario.
+type scaleResult struct {
+	accounts       int
+	ingest         rate
+	checkP50       float64
+	peakMB, heapMB float64
+}
+
+// scale: check p50 and ingest rate at ScaleAccounts accounts against the same
+// figures at Accounts accounts; memory: the peak RSS of the process while
+// the ledger takes the ScaleAccounts phase, beside the same figure for the
+// Accounts phase. Both phases run on the same ledger, the small one first,
+// and share one run when both scenarios are asked for.
+func (e *env) scale(ctx context.Context, which string) error {
+	if e.scaled == nil {
+		small, err := e.scalePhase(ctx, "sa", e.cfg.Accounts, randomAccounts(e.cfg.Accounts))
+		if err != nil {
+			return err
+		}
+		large, err := e.scalePhase(ctx, "sb", e.cfg.ScaleAccounts, everyAccount(e.cfg.ScaleAccounts))
+		if err != nil {
+			return err
+		}
+		e.scaled = &[2]scaleResult{small, large}
+	}
+	small, large := e.scaled[0], e.scaled[1]
+	switch which {
+	case "scale":
+		e.report("scale", "check_p50_us", large.checkP50, small.checkP50, true)
+		e.report("scale", "ingest_events_per_s", large.ingest.rate(), small.ingest.rate(), false)
+	case "memory":
+		e.notef("memory: peak RSS of the whole bench process (embedded server, ledger, load generators) during each phase; Go heap after the phase %.0f MiB (%d accounts), %.0f MiB (%d accounts)",
+			small.heapMB, small.accounts, large.heapMB, large.accounts)
+		e.report("memory", "peak_rss_mb", large.peakMB, small.peakMB, true)
+	}
+	return nil
+}
+
+// scalePhase ingests ScaleEvents events over a new population of n accounts
+// and then measures sequential checks of random accounts of it.
+func (e *env) scalePhase(ctx context.Context, name string, n int, pick func(int) int) (scaleResult, error) {
+	r := scaleResult{accounts: n}
+	runtime.GC()
+	if err := resetPeakRSS(); err != nil {
+		e.notef("cannot reset the peak RSS (%v); the memory figure covers the whole run", err)
+	}
+	pop, err := e.population(ctx, name, n, e.cfg.Tenants)
+	if err != nil {
+		return r, err
+	}
+	r.ingest, err = e.ingestEvents(ctx, pop, e.cfg.ScaleEvents, pick)
+	if err != nil {
+		return r, err
+	}
+	reqs := checkRequests(pop, 4096)
+	seq, err := sequential(ctx, seqWarmup, seqMax/4, e.cfg.Duration, func(i int) error {
+		_, err := e.cl.Check(ctx, reqs[i%len(reqs)])
+		return err
+	})
+	if err != nil {
+		return r, fmt.Errorf("check: %w", err)
+	}
+	r.checkP50 = seq.quantile(0.5)
+	r.peakMB, _ = rssMB()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	r.heapMB = float64(ms.HeapAlloc) / (1 << 20)
+	e.notef("scale %s: %d accounts, %d events ingested in %s, check p50 %.0f µs over %d calls, peak RSS %.0f MiB",
+		name, n, r.ingest.n, r.ingest.elapsed.Round(time.Millisecond), r.checkP50, len(seq), r.peakMB)
+	return r, nil
+}
