@@ -1,0 +1,84 @@
+package api_test
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/events"
+)
+
+// FuzzDecodeCheckRequest feeds request bodies, JSON or msgpack, to Decode.
+// Seeds: the example request in both encodings, a few edge cases, and
+// testdata/fuzz/FuzzDecodeCheckRequest/.
+//
+// Properties: no panic; every error is an *events.Error with a bad-input
+// code; a decoded request re-encodes in both encodings and decodes back: the
+// same value through msgpack and through JSON, except that JSON replaces
+// invalid UTF-8 (which msgpack may carry), so there the value is stable from
+// the second pass on.
+func FuzzDecodeCheckRequest(f *testing.F) {
+	for _, enc := range encodings {
+		for _, v := range []api.CheckRequest{exampleCheck(), {Tenant: "acme"}, {}} {
+			b, err := api.Encode(enc, v)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r api.CheckRequest
+		if err := api.Decode(b, &r); err != nil {
+			var e *events.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error is %T, not *events.Error: %v", err, err)
+			}
+			if e.Code != events.CodeMalformed && e.Code != events.CodeTooLarge {
+				t.Fatalf("decoding returned code %s: %v", e.Code, err)
+			}
+			return
+		}
+
+		mb, err := api.Encode(api.Msgpack, r)
+		if err != nil {
+			t.Fatalf("decoded request does not encode as msgpack: %v\n%+v", err, r)
+		}
+		var fromMP api.CheckRequest
+		if err := api.Decode(mb, &fromMP); err != nil {
+			t.Fatalf("msgpack encoding does not decode: %v\n%x", err, mb)
+		}
+		if !same(fromMP, r) {
+			t.Fatalf("msgpack round trip differs:\n got %+v\nwant %+v", fromMP, r)
+		}
+		if again, err := api.Encode(api.Msgpack, fromMP); err != nil || !bytes.Equal(again, mb) {
+			t.Fatalf("msgpack re-encoding differs (%v)", err)
+		}
+
+		jb, err := api.Encode(api.JSON, r)
+		if err != nil {
+			t.Fatalf("decoded request does not encode as JSON: %v\n%+v", err, r)
+		}
+		var fromJSON api.CheckRequest
+		if err := api.Decode(jb, &fromJSON); err != nil {
+			t.Fatalf("JSON encoding does not decode: %v\n%s", err, jb)
+		}
+		if api.Detect(b) == api.JSON && !same(fromJSON, r) {
+			// From JSON input every string is valid UTF-8 already.
+			t.Fatalf("JSON round trip differs:\n got %+v\nwant %+v", fromJSON, r)
+		}
+		// After one pass through JSON, the round trip is exact.
+		jb2, err := api.Encode(api.JSON, fromJSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again api.CheckRequest
+		if err := api.Decode(jb2, &again); err != nil {
+			t.Fatalf("JSON encoding does not decode: %v\n%s", err, jb2)
+		}
+		if !same(again, fromJSON) {
+			t.Fatalf("second JSON round trip differs:\n got %+v\nwant %+v", again, fromJSON)
+		}
+	})
+}
