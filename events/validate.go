@@ -22,6 +22,8 @@ const (
 	maxLimits     = 32
 	maxActions    = 32
 	maxCostFactor = 1_000_000
+	maxTextLen    = 1024                   // reasons, outcomes, messages
+	maxSplitLen   = 8 * (maxDimValLen + 1) // a CounterReset split key: up to 8 values joined by "/"
 )
 
 // validToken reports whether s can be one token of a NATS subject and a
@@ -56,6 +58,27 @@ func validID(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkText refuses text that JSON could not carry unchanged (invalid UTF-8)
+// or that would corrupt logs (control characters), and bounds its length.
+func checkText(field, s string, max int) *Error {
+	if !validText(s, max) {
+		return invalid(field, "must be printable UTF-8 of at most %d bytes", max)
+	}
+	return nil
+}
+
+// checkTime refuses a missing time or one outside the years an event's own
+// time may have, so both encodings carry it exactly.
+func checkTime(field string, t time.Time) *Error {
+	if t.IsZero() {
+		return invalid(field, "missing")
+	}
+	if y := t.Year(); y < 2000 || y > 2200 {
+		return invalid(field, "year %d out of range", y)
+	}
+	return nil
 }
 
 func validText(s string, max int) bool {
@@ -186,14 +209,17 @@ func (p *UsageCorrected) validate() *Error {
 	if err := requireID("corrects", p.Corrects); err != nil {
 		return err
 	}
+	if err := checkText("reason", p.Reason, maxTextLen); err != nil {
+		return err
+	}
 	return p.Delta.validate("delta.", true)
 }
 func (p *ReservationCreated) validate() *Error {
 	if err := requireID("reservation", p.Reservation); err != nil {
 		return err
 	}
-	if p.ExpiresAt.IsZero() {
-		return invalid("expires_at", "missing")
+	if err := checkTime("expires_at", p.ExpiresAt); err != nil {
+		return err
 	}
 	return p.Estimate.validate("estimate.", false)
 }
@@ -203,22 +229,46 @@ func (p *ReservationReconciled) validate() *Error {
 	}
 	return p.Actual.validate("actual.", false)
 }
-func (p *ReservationReleased) validate() *Error { return requireID("reservation", p.Reservation) }
-func (p *ReservationExpired) validate() *Error  { return requireID("reservation", p.Reservation) }
+func (p *ReservationReleased) validate() *Error {
+	if err := requireID("reservation", p.Reservation); err != nil {
+		return err
+	}
+	return checkText("reason", p.Reason, maxTextLen)
+}
+func (p *ReservationExpired) validate() *Error { return requireID("reservation", p.Reservation) }
 func (p *RetrySignalled) validate() *Error {
-	if p.RetryUntil.IsZero() {
-		return invalid("retry_until", "missing")
+	if err := checkTime("retry_until", p.RetryUntil); err != nil {
+		return err
+	}
+	if err := checkText("retry_delay", p.RetryDelay, 64); err != nil {
+		return err
+	}
+	if err := checkText("quota_metric", p.QuotaMetric, maxDimValLen); err != nil {
+		return err
+	}
+	if err := checkText("quota_id", p.QuotaID, maxDimValLen); err != nil {
+		return err
 	}
 	if len(p.QuotaDimensions) > maxDims {
 		return invalid("quota_dimensions", "%d entries, limit %d", len(p.QuotaDimensions), maxDims)
+	}
+	for k, v := range p.QuotaDimensions {
+		if !validText(k, maxDimKeyLen) || !validText(v, maxDimValLen) {
+			return invalid("quota_dimensions", "entry %q: names and values must be printable UTF-8 of at most %d and %d bytes", k, maxDimKeyLen, maxDimValLen)
+		}
 	}
 	return nil
 }
 func (p *RetryCleared) validate() *Error    { return nil }
 func (p *WorkflowBegun) validate() *Error   { return requireID("workflow", p.Workflow) }
 func (p *WorkflowStepped) validate() *Error { return requireID("workflow", p.Workflow) }
-func (p *WorkflowEnded) validate() *Error   { return requireID("workflow", p.Workflow) }
-func (p *QuotaSet) validate() *Error        { return p.Quota.validate() }
+func (p *WorkflowEnded) validate() *Error {
+	if err := requireID("workflow", p.Workflow); err != nil {
+		return err
+	}
+	return checkText("outcome", p.Outcome, maxTextLen)
+}
+func (p *QuotaSet) validate() *Error { return p.Quota.validate() }
 func (p *QuotaDeleted) validate() *Error {
 	if !validToken(p.Quota, maxIDLen) {
 		return invalid("quota", "must be 1-%d of [A-Za-z0-9_-]", maxIDLen)
@@ -229,9 +279,15 @@ func (p *CounterReset) validate() *Error {
 	if !validToken(p.Quota, maxIDLen) {
 		return invalid("quota", "must be 1-%d of [A-Za-z0-9_-]", maxIDLen)
 	}
-	return nil
+	if err := checkText("split", p.Split, maxSplitLen); err != nil {
+		return err
+	}
+	return checkText("reason", p.Reason, maxTextLen)
 }
 func (p *PlanSet) validate() *Error {
+	if err := checkText("project", p.Project, maxDimValLen); err != nil {
+		return err
+	}
 	if p.RunTimeoutMs < 0 {
 		return invalid("run_timeout_ms", "must not be negative")
 	}
@@ -287,6 +343,9 @@ func (q *Quota) validate() *Error {
 		}
 		if err := checkAmount(f+".max", l.Max, false); err != nil {
 			return err
+		}
+		if l.Metric == MetricConcurrent && l.Window == (Window{}) {
+			continue // permits are held until settled: no window
 		}
 		if err := l.Window.validate(f + ".window"); err != nil {
 			return err
@@ -345,7 +404,12 @@ func (w Window) validate(field string) *Error {
 		if w.Seconds < 0 || w.Seconds > 366*24*3600 {
 			return invalid(field+".seconds", "must be 1 s to 366 days")
 		}
-		if w.Seconds == 0 && w.Unit != UnitHour && w.Unit != UnitDay && w.Unit != UnitWeek {
+		switch w.Unit {
+		case "", UnitHour, UnitDay, UnitWeek:
+		default:
+			return invalid(field+".unit", "%s window unit must be hour, day or week", w.Kind)
+		}
+		if w.Seconds == 0 && w.Unit == "" {
 			return invalid(field, "%s window needs seconds or unit hour, day or week", w.Kind)
 		}
 	case Calendar:

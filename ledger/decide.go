@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 	"time"
 
@@ -147,6 +148,9 @@ func Decide(t *projections.Tenant, v View, cmd Command, now time.Time, newID fun
 			return Decision{}, err
 		}
 		if r, ok := t.Reservations[c.Reservation]; ok {
+			if !maps.Equal(r.Dims, c.Dims) || !sameAmounts(r.Estimate, c.Estimate) {
+				return Decision{}, &events.Error{Code: events.CodeConflict, Message: fmt.Sprintf("reservation %s is already open for another call", c.Reservation), Details: map[string]any{"reservation": c.Reservation}, Suggestion: "use a new reservation id for a new call"}
+			}
 			return Decision{Outcome: "exists", ExpiresAt: r.ExpiresAt}, nil // a retried reserve
 		}
 		if cl, ok := t.Closed[c.Reservation]; ok {
@@ -434,4 +438,9 @@ func ParseRetryDelay(s string) (time.Duration, error) {
 		return 0, &events.Error{Code: events.CodeInvalidArgument, Message: fmt.Sprintf("retry_delay %q: want a positive duration such as \"60s\", at most %s", s, MaxTTL), Details: map[string]any{"field": "retry_delay"}}
 	}
 	return d, nil
+}
+
+func sameAmounts(a, b events.Amounts) bool {
+	return a.Tokens == b.Tokens && a.InputTokens == b.InputTokens && a.OutputTokens == b.OutputTokens &&
+		a.Requests == b.Requests && a.Cost == b.Cost && maps.Equal(a.Actions, b.Actions)
 }

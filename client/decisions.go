@@ -1,0 +1,134 @@
+package client
+
+import (
+	"context"
+	"time"
+
+	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/events"
+)
+
+// Consume checks and records usage in one atomic step. Give id (NewID) to
+// make a retry safe: the same id is answered, not counted twice. A denial is
+// an error: errors.Is(err, events.ErrQuotaExceeded).
+func (c *Client) Consume(ctx context.Context, tenant, id string, dims events.Dimensions, amounts events.Amounts) (*api.DecisionReply, error) {
+	var r api.DecisionReply
+	return &r, c.call(ctx, api.SubjectConsume, api.ConsumeRequest{Tenant: tenant, ID: id, Dims: dims, Amounts: amounts}, &r)
+}
+
+// ReserveOptions are the optional parts of a reservation.
+type ReserveOptions struct {
+	// ID names the reservation (default NewID()). A retried Reserve with the
+	// same ID returns the same reservation instead of holding twice.
+	ID     string
+	Groups []string
+	TTL    time.Duration // default 60 s
+}
+
+// Reservation is budget held for one call until Reconcile or Release (or
+// its expiry).
+type Reservation struct {
+	c         *Client
+	Tenant    string
+	ID        string
+	ExpiresAt time.Time
+	Reply     api.ReserveReply
+}
+
+// Reserve holds estimate against every limit matching dims, all or nothing.
+func (c *Client) Reserve(ctx context.Context, tenant string, dims events.Dimensions, estimate events.Amounts, o ReserveOptions) (*Reservation, error) {
+	if o.ID == "" {
+		o.ID = NewID()
+	}
+	req := api.ReserveRequest{Tenant: tenant, Reservation: o.ID, Dims: dims, Groups: o.Groups, Estimate: estimate, TTLMs: o.TTL.Milliseconds()}
+	var r api.ReserveReply
+	if err := c.call(ctx, api.SubjectReserve, req, &r); err != nil {
+		return nil, err
+	}
+	return &Reservation{c: c, Tenant: tenant, ID: o.ID, ExpiresAt: r.ExpiresAt, Reply: r}, nil
+}
+
+// Reconcile settles the reservation with what the call used: the surplus is
+// returned, a shortfall charged. Calling it again is harmless.
+func (r *Reservation) Reconcile(ctx context.Context, actual events.Amounts) (*api.DecisionReply, error) {
+	var out api.DecisionReply
+	return &out, r.c.call(ctx, api.SubjectReconcile, api.ReconcileRequest{Tenant: r.Tenant, Reservation: r.ID, Actual: actual}, &out)
+}
+
+// Release gives the reservation back: the call never ran.
+func (r *Reservation) Release(ctx context.Context, reason string) (*api.DecisionReply, error) {
+	var out api.DecisionReply
+	return &out, r.c.call(ctx, api.SubjectRelease, api.ReleaseRequest{Tenant: r.Tenant, Reservation: r.ID, Reason: reason}, &out)
+}
+
+// SignalRetry records an upstream 429's RetryInfo for a key such as
+// {model, location, metric}; checks and reserves on the key answer
+// retry_later until it passes or ClearRetry.
+func (c *Client) SignalRetry(ctx context.Context, req api.RetrySignalRequest) (*api.RetryReply, error) {
+	var r api.RetryReply
+	return &r, c.call(ctx, api.SubjectRetrySignal, req, &r)
+}
+
+// ClearRetry clears a key's retry signal (after a successful call).
+func (c *Client) ClearRetry(ctx context.Context, tenant string, key events.Dimensions) error {
+	var r api.RetryReply
+	return c.call(ctx, api.SubjectRetryClear, api.RetryRequest{Tenant: tenant, Key: key}, &r)
+}
+
+// Retry returns a key's standing retry signal (RetryUntil nil when none).
+func (c *Client) Retry(ctx context.Context, tenant string, key events.Dimensions) (*api.RetryReply, error) {
+	var r api.RetryReply
+	return &r, c.call(ctx, api.SubjectRetryGet, api.RetryRequest{Tenant: tenant, Key: key}, &r)
+}
+
+// BeginWorkflow starts a workflow; errors.Is(err, events.ErrWorkflowLimit)
+// when the period's workflows are used up.
+func (c *Client) BeginWorkflow(ctx context.Context, tenant, workflow string, dims events.Dimensions) (*api.WorkflowReply, error) {
+	var r api.WorkflowReply
+	return &r, c.call(ctx, api.SubjectWorkflowBegin, api.WorkflowRequest{Tenant: tenant, Workflow: workflow, Dims: dims}, &r)
+}
+
+// StepWorkflow executes one step; errors.Is(err, events.ErrStepLimit) when
+// the workflow has used all its steps.
+func (c *Client) StepWorkflow(ctx context.Context, tenant, workflow string) (*api.WorkflowReply, error) {
+	var r api.WorkflowReply
+	return &r, c.call(ctx, api.SubjectWorkflowStep, api.WorkflowRequest{Tenant: tenant, Workflow: workflow}, &r)
+}
+
+// EndWorkflow finishes a workflow.
+func (c *Client) EndWorkflow(ctx context.Context, tenant, workflow, outcome string) (*api.WorkflowReply, error) {
+	var r api.WorkflowReply
+	return &r, c.call(ctx, api.SubjectWorkflowEnd, api.WorkflowRequest{Tenant: tenant, Workflow: workflow, Outcome: outcome}, &r)
+}
+
+// ActiveWorkflows lists the workflows that have begun and not ended.
+func (c *Client) ActiveWorkflows(ctx context.Context, tenant string) ([]api.ActiveWorkflow, error) {
+	var r api.WorkflowListReply
+	return r.Workflows, c.call(ctx, api.SubjectWorkflowList, api.TenantRequest{Tenant: tenant}, &r)
+}
+
+// LimitAction asks whether a named action may happen now and counts it if so
+// (seed 000's limit_action).
+func (c *Client) LimitAction(ctx context.Context, req api.LimitActionRequest) (*api.DecisionReply, error) {
+	var r api.DecisionReply
+	return &r, c.call(ctx, api.SubjectLimitAction, req, &r)
+}
+
+// SetPlan sets a project's plan values (run timeout, dataclips, retention).
+func (c *Client) SetPlan(ctx context.Context, tenant string, plan events.PlanSet) (*api.PlanReply, error) {
+	var r api.PlanReply
+	return &r, c.call(ctx, api.SubjectPlanSet, api.PlanSetRequest{Tenant: tenant, Plan: plan}, &r)
+}
+
+// Plan returns a project's plan (the tenant-wide one when the project has
+// none); errors.Is(err, events.ErrNotFound) for an unknown project.
+func (c *Client) Plan(ctx context.Context, tenant, project string) (*api.PlanReply, error) {
+	var r api.PlanReply
+	return &r, c.call(ctx, api.SubjectPlanGet, api.PlanRequest{Tenant: tenant, Project: project}, &r)
+}
+
+// ResetCounter forces a quota's counters (of one split, or all) to zero.
+func (c *Client) ResetCounter(ctx context.Context, tenant, quota, split, reason string) (*api.WriteReply, error) {
+	var r api.WriteReply
+	return &r, c.call(ctx, api.SubjectCounterReset, api.CounterResetRequest{Tenant: tenant, Quota: quota, Split: split, Reason: reason}, &r)
+}
