@@ -140,6 +140,12 @@ func malformed(format string, err error) *Error {
 // MarshalMsgpack returns the canonical encoding of the event: the bytes that
 // are stored in the stream and hashed by auditors.
 func (e *Event) MarshalMsgpack() ([]byte, error) {
+	return appendEvent(nil, e)
+}
+
+// marshalReflect is MarshalMsgpack through the reflection encoder: the
+// reference the hand-written codec (fastcodec.go) is tested against.
+func (e *Event) marshalReflect() ([]byte, error) {
 	w, err := e.toWire()
 	if err != nil {
 		return nil, err
@@ -152,6 +158,15 @@ func (e *Event) UnmarshalMsgpack(b []byte) error {
 	if len(b) > MaxEventBytes {
 		return tooLarge("event", len(b), MaxEventBytes)
 	}
+	if ev, ok := fastDecodeEvent(b); ok {
+		*e = ev
+		return nil
+	}
+	return e.unmarshalReflect(b)
+}
+
+// unmarshalReflect decodes one event with the reflection decoder.
+func (e *Event) unmarshalReflect(b []byte) error {
 	var w wireEvent
 	if err := msgpack.Unmarshal(b, &w); err != nil {
 		return malformed("msgpack", err)
@@ -213,12 +228,8 @@ func tooLarge(what string, n, max int) *Error {
 	return &Error{Code: CodeTooLarge, Message: fmt.Sprintf("%s is %d bytes, limit %d", what, n, max), Details: map[string]any{"size": n, "limit": max}}
 }
 
-// EncodeBatch encodes events as one stream message: a msgpack array of
-// canonical events.
-func EncodeBatch(evs []Event) ([]byte, error) {
-	if len(evs) > MaxBatchEvents {
-		return nil, &Error{Code: CodeTooLarge, Message: fmt.Sprintf("batch has %d events, limit %d", len(evs), MaxBatchEvents), Details: map[string]any{"events": len(evs), "limit": MaxBatchEvents}}
-	}
+// encodeBatchReflect is EncodeBatch through the reflection encoder, for tests.
+func encodeBatchReflect(evs []Event) ([]byte, error) {
 	ws := make([]wireEvent, len(evs))
 	for i := range evs {
 		w, err := evs[i].toWire()
@@ -227,9 +238,22 @@ func EncodeBatch(evs []Event) ([]byte, error) {
 		}
 		ws[i] = w
 	}
-	b, err := marshalMsgpack(ws)
-	if err != nil {
-		return nil, err
+	return marshalMsgpack(ws)
+}
+
+// EncodeBatch encodes events as one stream message: a msgpack array of
+// canonical events.
+func EncodeBatch(evs []Event) ([]byte, error) {
+	if len(evs) > MaxBatchEvents {
+		return nil, &Error{Code: CodeTooLarge, Message: fmt.Sprintf("batch has %d events, limit %d", len(evs), MaxBatchEvents), Details: map[string]any{"events": len(evs), "limit": MaxBatchEvents}}
+	}
+	b := make([]byte, 0, 160*len(evs)+8)
+	b = appendArrayLen(b, len(evs))
+	for i := range evs {
+		var err error
+		if b, err = appendEvent(b, &evs[i]); err != nil {
+			return nil, err
+		}
 	}
 	if len(b) > MaxBatchBytes {
 		return nil, tooLarge("batch", len(b), MaxBatchBytes)
@@ -264,6 +288,15 @@ func DecodeBatch(b []byte) ([]Event, error) {
 		}
 		return es, nil
 	}
+	if evs, ok := fastDecodeBatch(b); ok {
+		return evs, nil
+	}
+	return decodeBatchReflect(b)
+}
+
+// decodeBatchReflect decodes a msgpack batch with the reflection decoder: any
+// batch the hand-written decoder does not take, and every error.
+func decodeBatchReflect(b []byte) ([]Event, error) {
 	var ws []wireEvent
 	r := bytes.NewReader(b)
 	dec := msgpack.NewDecoder(r)
