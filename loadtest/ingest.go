@@ -29,7 +29,7 @@ func (e *env) ingest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	base, err := e.rawPublish(ctx, e.cfg.Events, payload)
+	_, base, err := e.rawPublish(ctx, "events", e.cfg.Events, 0, payload)
 	if err != nil {
 		return err
 	}
@@ -143,25 +143,26 @@ type rawStream struct {
 	msgs    int
 }
 
-// rawPublish publishes n messages of payload to a fresh raw stream with
-// JetStream async publish (no headers) and waits for every acknowledgement.
-func (e *env) rawPublish(ctx context.Context, n int, payload []byte) (rate, error) {
+// rawPublish publishes n messages of payload (fewer if d > 0 passes first)
+// to a fresh raw stream named after name, with JetStream async publish (no
+// headers), and waits for every acknowledgement.
+func (e *env) rawPublish(ctx context.Context, name string, n int, d time.Duration, payload []byte) (*rawStream, rate, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
-	if e.raw != nil {
-		e.js.DeleteStream(ctx, e.raw.name)
-		e.raw = nil
+	if old := e.raws[name]; old != nil {
+		e.js.DeleteStream(ctx, old.name)
+		delete(e.raws, name)
 	}
-	raw := &rawStream{name: "BENCHRAW_" + e.prefix, subject: "benchraw." + e.prefix}
+	raw := &rawStream{name: "BENCHRAW_" + e.prefix + "_" + name, subject: "benchraw." + e.prefix + "." + name}
 	if _, err := e.js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: raw.name, Subjects: []string{raw.subject + ".>"}, Storage: jetstream.FileStorage,
 	}); err != nil {
-		return rate{}, fmt.Errorf("create raw stream: %w", err)
+		return nil, rate{}, fmt.Errorf("create raw stream: %w", err)
 	}
-	e.raw = raw
+	e.raws[name] = raw
 	js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
-		return rate{}, err
+		return nil, rate{}, err
 	}
 	// One subject per tenant, like the ledger's.
 	subjects := make([]string, e.cfg.Tenants)
@@ -169,38 +170,42 @@ func (e *env) rawPublish(ctx context.Context, n int, payload []byte) (rate, erro
 		subjects[i] = raw.subject + "." + strconv.Itoa(i)
 	}
 	start := time.Now()
+	var deadline time.Time
+	if d > 0 {
+		deadline = start.Add(d)
+	}
 	for i := range n {
+		if i%1024 == 0 && (ctx.Err() != nil || !deadline.IsZero() && time.Now().After(deadline)) {
+			n = i
+			break
+		}
 		for {
 			_, err := js.PublishAsync(subjects[i%len(subjects)], payload)
 			if err == nil {
 				break
 			}
 			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {
-				return rate{}, fmt.Errorf("raw publish: %w", err)
+				return nil, rate{}, fmt.Errorf("raw publish: %w", err)
 			}
-		}
-		if i%4096 == 0 && ctx.Err() != nil {
-			n = i
-			break
 		}
 	}
 	select {
 	case <-js.PublishAsyncComplete():
 	case <-ctx.Done():
-		return rate{}, fmt.Errorf("raw publish: %w", ctx.Err())
+		return nil, rate{}, fmt.Errorf("raw publish: %w", ctx.Err())
 	}
 	elapsed := time.Since(start)
 	s, err := e.js.Stream(ctx, raw.name)
 	if err != nil {
-		return rate{}, err
+		return nil, rate{}, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return rate{}, err
+		return nil, rate{}, err
 	}
 	raw.msgs = int(info.State.Msgs)
 	if raw.msgs != n {
-		return rate{}, fmt.Errorf("raw stream holds %d messages, %d published", raw.msgs, n)
+		return nil, rate{}, fmt.Errorf("raw stream holds %d messages, %d published", raw.msgs, n)
 	}
-	return rate{n: n, elapsed: elapsed}, nil
+	return raw, rate{n: n, elapsed: elapsed}, nil
 }

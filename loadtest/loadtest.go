@@ -19,6 +19,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"time"
 
@@ -77,8 +78,8 @@ type Config struct {
 	// temporary directory, removed at the end).
 	DataDir string
 	// CPUProfile and MemProfile, when set, are files the run writes pprof
-	// profiles to.
-	CPUProfile, MemProfile string
+	// profiles to; Trace an execution trace (go tool trace).
+	CPUProfile, MemProfile, Trace string
 	// Out receives the bench lines and notes.
 	Out io.Writer
 	// Logger receives the ledger's logs (default discarded).
@@ -178,7 +179,7 @@ type env struct {
 	prefix string // makes this run's tenants and subjects unique on a shared server
 
 	pops map[string]*population // set up populations, by name
-	raw  *rawStream             // the ingest baseline's stream, reused by rebuild
+	raws map[string]*rawStream  // baseline streams; "events" is the ingest baseline's, reused by rebuild
 	// scaled holds the scale scenario's two phases, shared with memory.
 	scaled *[2]scaleResult
 }
@@ -201,6 +202,17 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if cfg.Trace != "" {
+		f, err := os.Create(cfg.Trace)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer trace.Stop()
+	}
 	dir := cfg.DataDir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "ledger-bench-"); err != nil {
@@ -208,7 +220,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 		defer os.RemoveAll(dir)
 	}
-	e := &env{cfg: cfg, out: cfg.Out, prefix: "b" + strings.ToLower(nuid.Next()[16:]), pops: map[string]*population{}}
+	e := &env{cfg: cfg, out: cfg.Out, prefix: "b" + strings.ToLower(nuid.Next()[16:]), pops: map[string]*population{}, raws: map[string]*rawStream{}}
 	e.l, err = ledger.Start(ctx, ledger.Config{
 		DataDir: dir, Listen: "127.0.0.1:0", NATSURL: cfg.NATSURL, Durability: cfg.Durability, Logger: cfg.Logger,
 	})
@@ -311,8 +323,8 @@ func (e *env) waitCaughtUp(ctx context.Context, within time.Duration) error {
 func (e *env) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if e.raw != nil {
-		e.js.DeleteStream(ctx, e.raw.name)
+	for _, r := range e.raws {
+		e.js.DeleteStream(ctx, r.name)
 	}
 }
 

@@ -31,13 +31,14 @@ func (e *env) rebuild(ctx context.Context) error {
 	if err := e.ensureIngested(ctx, pop, e.cfg.Events); err != nil {
 		return err
 	}
-	if e.raw == nil || e.raw.msgs < e.cfg.Events {
+	raw := e.raws["events"]
+	if raw == nil {
 		sample := pop.event(0, 0, time.Now())
 		payload, err := sample.MarshalMsgpack()
 		if err != nil {
 			return err
 		}
-		if _, err := e.rawPublish(ctx, e.cfg.Events, payload); err != nil {
+		if raw, _, err = e.rawPublish(ctx, "events", e.cfg.Events, 0, payload); err != nil {
 			return err
 		}
 	}
@@ -51,7 +52,7 @@ func (e *env) rebuild(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	base, _, err := rawRead(ctx, js, e.raw.name, e.cfg.Timeout)
+	base, _, err := rawRead(ctx, js, raw.name, e.cfg.Timeout)
 	if err != nil {
 		return fmt.Errorf("raw read: %w", err)
 	}

@@ -32,6 +32,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.DataDir, "data", "", "data directory (default: a temporary directory, removed afterwards)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	fs.StringVar(&cfg.MemProfile, "memprofile", "", "write a heap profile at the end of the run to this file")
+	fs.StringVar(&cfg.Trace, "trace", "", "write an execution trace of the run to this file (go tool trace)")
 	fs.StringVar(&level, "log-level", "error", "ledger log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
