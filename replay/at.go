@@ -1,0 +1,179 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/ledgerworks/ledger/events"
+	"github.com/ledgerworks/ledger/projections"
+)
+
+// AtOptions say which point of the history to stand at.
+type AtOptions struct {
+	// Seq: stand right after stream sequence Seq was folded.
+	Seq uint64
+	// Time (when Seq is 0): stand right after the last message the stream
+	// stored at or before Time.
+	Time time.Time
+	// Now is the clock the checks are evaluated at. Default: with Seq, the
+	// stream timestamp of the last message folded (when the stream stood at
+	// Seq); with Time, Time itself.
+	Now time.Time
+	// Checkpoint, when set, starts the fold from this checkpoint (its
+	// applied sequence must not be past the point asked for).
+	Checkpoint string
+	// TempDir holds the temporary projection (default os.TempDir()).
+	TempDir  string
+	Store    projections.StoreOptions
+	Progress *Progress
+}
+
+// Check is a call to evaluate as a check would have.
+type Check struct {
+	Dims    events.Dimensions `json:"dims,omitempty"`
+	Groups  []string          `json:"groups,omitempty"`
+	Request events.Amounts    `json:"request,omitempty"`
+}
+
+// Decision is what a check answers from limit statuses: denied by an
+// exceeded hard limit (the one that resets last, since waiting for an
+// earlier one would not be enough), warned by any limit past its threshold.
+type Decision struct {
+	Allowed bool `json:"allowed"`
+	Warning bool `json:"warning,omitempty"`
+	// Denied is the limit that denies (nil when allowed).
+	Denied   *projections.LimitStatus  `json:"denied,omitempty"`
+	Statuses []projections.LimitStatus `json:"limits"`
+}
+
+// Decide evaluates statuses the way the service's check does.
+func Decide(sts []projections.LimitStatus) Decision {
+	d := Decision{Allowed: true, Statuses: sts}
+	if d.Statuses == nil {
+		d.Statuses = []projections.LimitStatus{}
+	}
+	for i := range sts {
+		st := &sts[i]
+		if st.Warning {
+			d.Warning = true
+		}
+		if st.Exceeded && !st.Soft && (d.Denied == nil || st.ResetsAt.After(d.Denied.ResetsAt)) {
+			d.Denied = st
+		}
+	}
+	d.Allowed = d.Denied == nil
+	return d
+}
+
+// Snapshot is one tenant's state at a point of the history.
+type Snapshot struct {
+	Seq     uint64    `json:"seq"`      // the projection's applied sequence
+	SeqTime time.Time `json:"seq_time"` // stream timestamp of that message
+	Now     time.Time `json:"now"`      // the clock the checks were evaluated at
+	Tenant  string    `json:"tenant"`
+	// Totals are the tenant's all-time totals at Seq.
+	Totals map[events.Metric]int64 `json:"totals"`
+	// Quotas are the IDs of the quotas in force at Seq.
+	Quotas []string `json:"quotas"`
+	// Open reservations and active workflows at Seq, by ID.
+	Reservations []string  `json:"reservations"`
+	Workflows    []string  `json:"workflows"`
+	Checks       []AtCheck `json:"checks"`
+}
+
+// AtCheck is one check and what it would have answered.
+type AtCheck struct {
+	Check
+	Decision
+}
+
+// At folds the stream up to a point (a sequence or a time) into a temporary
+// projection and reports a tenant's usage and what each check would have
+// answered there. The projection is the projector's own (Fold), so the
+// answer is the one the live check gave when its projection stood there
+// and its clock read Now.
+func At(ctx context.Context, src Source, tenant string, checks []Check, o AtOptions) (*Snapshot, error) {
+	if !events.ValidTenant(tenant) {
+		return nil, fmt.Errorf("at: tenant %q", tenant)
+	}
+	if o.Seq == 0 && o.Time.IsZero() {
+		return nil, errors.New("at: give a sequence or a time")
+	}
+	tmp, err := os.MkdirTemp(o.TempDir, "ledger-at-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "projection")
+	if o.Checkpoint != "" {
+		info, err := RestoreCheckpoint(o.Checkpoint, dir, o.Store)
+		if err != nil {
+			return nil, err
+		}
+		if o.Seq != 0 && info.Applied > o.Seq {
+			return nil, fmt.Errorf("at: checkpoint %s is at sequence %d, past %d", o.Checkpoint, info.Applied, o.Seq)
+		}
+	}
+	store, err := projections.OpenStore(dir, o.Store)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	p, err := projections.NewProjector(nil, store, projections.ProjectorOptions{})
+	if err != nil {
+		return nil, err
+	}
+	fo := FoldOptions{Through: o.Seq, Progress: o.Progress}
+	if o.Seq == 0 {
+		fo.Until = o.Time
+	}
+	fr, err := Fold(ctx, src, p, fo)
+	if err != nil {
+		return nil, err
+	}
+	if o.Seq != 0 && fr.Applied < o.Seq && fr.Through < o.Seq {
+		return nil, fmt.Errorf("at: the stream ends at sequence %d, before %d", fr.Through, o.Seq)
+	}
+	if fr.Messages == 0 && o.Checkpoint != "" {
+		return nil, fmt.Errorf("at: the checkpoint is already past %s", o.Time.Format(time.RFC3339))
+	}
+	snap := &Snapshot{Seq: p.Applied(), SeqTime: fr.LastTime, Tenant: tenant, Now: o.Now}
+	if snap.Now.IsZero() {
+		if o.Seq != 0 {
+			snap.Now = fr.LastTime
+		} else {
+			snap.Now = o.Time
+		}
+	}
+	if snap.Totals, err = store.Totals(tenant); err != nil {
+		return nil, err
+	}
+	err = p.View(tenant, func(t *projections.Tenant, c projections.Counters, _ uint64) error {
+		snap.Quotas = append([]string{}, t.QuotaIDs()...)
+		snap.Reservations = sortedKeys(t.Reservations)
+		snap.Workflows = sortedKeys(t.Workflows)
+		for _, ch := range checks {
+			sts := projections.Statuses(t, c, projections.Call{Dims: ch.Dims, Groups: ch.Groups, Request: ch.Request}, snap.Now)
+			snap.Checks = append(snap.Checks, AtCheck{Check: ch, Decision: Decide(sts)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
