@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ledgerworks/ledger/events"
@@ -344,17 +345,33 @@ func notFound(what, id string) error {
 	return &events.Error{Code: events.CodeNotFound, Message: fmt.Sprintf("no %s %q", what, id), Details: map[string]any{what: id}}
 }
 
-// worstExceeded is the exceeded hard limit that resets last: waiting for an
+// worstExceeded is the refusing limit that resets last: waiting for an
 // earlier one would not be enough.
 func worstExceeded(sts []projections.LimitStatus) *projections.LimitStatus {
 	var worst *projections.LimitStatus
 	for i := range sts {
 		st := &sts[i]
-		if st.Exceeded && !st.Soft && (worst == nil || st.ResetsAt.After(worst.ResetsAt)) {
+		if Refuses(st) && (worst == nil || st.ResetsAt.After(worst.ResetsAt)) {
 			worst = st
 		}
 	}
 	return worst
+}
+
+// Refuses reports whether a limit's status refuses the call it was computed
+// for: an exceeded hard limit. A full limit on workflows or on a named action
+// refuses only a call that would add to it: when no more workflows may begin,
+// the running ones may still use tokens (seed 003), and a spent new_run does
+// not refuse an ai_query (seed 000 limits each action on its own).
+func Refuses(st *projections.LimitStatus) bool {
+	if !st.Exceeded || st.Soft {
+		return false
+	}
+	m := st.Limit.Metric
+	if st.Requested == 0 && (m == events.MetricWorkflows || strings.HasPrefix(string(m), events.ActionPrefix)) {
+		return false
+	}
+	return true
 }
 
 // retryBlock returns retry_later when a standing retry signal's key is
