@@ -178,14 +178,12 @@ func AuditService(ctx context.Context, src Source, svc UsageReader, progress *Pr
 	res := &AuditResult{Differences: []Difference{}}
 	sc := NewScanner()
 	tf := newTotalsFold()
-	scanned, err := src.Read(ctx, Range{From: 1}, func(batch []Message) error {
+	scanned, err := readShowing(ctx, src, Range{From: 1}, progress, func(batch []Message) error {
 		for i := range batch {
 			sc.Scan(&batch[i], tf.add)
 		}
-		progress.Update(batch[len(batch)-1].Seq, int64(len(batch)))
 		return nil
 	})
-	progress.Finish()
 	if err != nil {
 		return nil, err
 	}

@@ -412,3 +412,5 @@ func digest(t *testing.T, s *projections.Store) *replay.Digest {
 	}
 	return d
 }
+
+func fmtInt(n int64) string { return fmt.Sprint(n) }

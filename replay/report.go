@@ -247,7 +247,7 @@ func BuildReport(ctx context.Context, src Source, o ReportOptions) (*Report, err
 	var openAtEnd []*openRes
 	settled := map[*openRes]string{}
 	sc := NewScanner()
-	through, err := src.Read(ctx, Range{From: 1, To: o.Through}, func(batch []Message) error {
+	through, err := readShowing(ctx, src, Range{From: 1, To: o.Through}, o.Progress, func(batch []Message) error {
 		for i := range batch {
 			sc.Scan(&batch[i], func(r *Record) {
 				if r.Status != Accepted {
@@ -303,14 +303,8 @@ func BuildReport(ctx context.Context, src Source, o ReportOptions) (*Report, err
 				}
 			})
 		}
-		if o.Progress != nil {
-			o.Progress.Update(batch[len(batch)-1].Seq, int64(len(batch)))
-		}
 		return nil
 	})
-	if o.Progress != nil {
-		o.Progress.Finish()
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -400,6 +394,7 @@ func calendarStart(unit string, t time.Time) time.Time {
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(r)
 }
 
@@ -416,7 +411,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 	fmt.Fprintf(w, "# period_seconds: %d\n", p.Seconds)
 	fmt.Fprintf(w, "# rule: %s\n", p.Rule)
 	s := r.Stream
-	fmt.Fprintf(w, "# stream: sequences %d-%d, %d messages, %d events (%d accepted, %d duplicates, %d rejected), %d messages refused\n",
+	fmt.Fprintf(w, "# stream: sequences %d-%d, %d messages, %d events (accepted %d, duplicates %d, rejected %d), refused messages %d\n",
 		s.FromSeq, s.ThroughSeq, s.Messages, s.Events, s.Accepted, s.Duplicates, s.Rejected, s.Refused)
 	fmt.Fprintf(w, "# chained_sha256: %s\n", s.ChainedSHA256)
 	fmt.Fprintf(w, "# amounts: integers; cost in micro-units\n")

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -187,3 +188,20 @@ func (c *Chain) add(seq uint64, b []byte) {
 
 // Sum returns the hash in hex.
 func (c *Chain) Sum() string { return hex.EncodeToString(c.h[:]) }
+
+// HashRange reads a range of the stream and returns what it read, with the
+// chained content hash of its events.
+func HashRange(ctx context.Context, src Source, r Range, progress *Progress) (StreamRead, error) {
+	sc := NewScanner()
+	from := max(r.From, 1)
+	to, err := readShowing(ctx, src, Range{From: from, To: r.To}, progress, func(batch []Message) error {
+		for i := range batch {
+			sc.Scan(&batch[i], func(*Record) {})
+		}
+		return nil
+	})
+	if err != nil {
+		return StreamRead{}, err
+	}
+	return streamRead(sc, from, to), nil
+}

@@ -299,3 +299,25 @@ func (s *MemorySource) Read(ctx context.Context, r Range, fn func([]Message) err
 	}
 	return to, ctx.Err()
 }
+
+// readShowing reads r, with r.To resolved first so that progress knows the
+// end, and shows progress after every batch.
+func readShowing(ctx context.Context, src Source, r Range, p *Progress, fn func([]Message) error) (uint64, error) {
+	if r.To == 0 {
+		last, err := src.Last(ctx)
+		if err != nil {
+			return 0, err
+		}
+		r.To = last
+	}
+	r.From = max(r.From, 1)
+	p.Start(r.From, r.To)
+	defer p.Finish()
+	return src.Read(ctx, r, func(batch []Message) error {
+		if err := fn(batch); err != nil {
+			return err
+		}
+		p.Update(batch[len(batch)-1].Seq, int64(len(batch)))
+		return nil
+	})
+}

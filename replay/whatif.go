@@ -42,7 +42,7 @@ func (p Proposal) Validate() error {
 		}
 		ids := map[string]bool{}
 		for i, q := range qs {
-			ev := events.New("proposal", tenant, time.Unix(0, 0), nil, &events.QuotaSet{Quota: q})
+			ev := events.New("proposal", tenant, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), nil, &events.QuotaSet{Quota: q}) // any valid time: only the quota is checked
 			if err := ev.Validate(); err != nil {
 				return fmt.Errorf("proposal: tenant %s quota %d (%s): %w", tenant, i, q.ID, err)
 			}
@@ -195,7 +195,7 @@ func WhatIf(ctx context.Context, src Source, prop Proposal, o WhatIfOptions) (*W
 	}
 	inPeriod := func(t time.Time) bool { return !t.Before(o.From) && t.Before(o.To) }
 	sc := NewScanner()
-	through, err := src.Read(ctx, Range{From: 1, To: o.Through}, func(batch []Message) error {
+	through, err := readShowing(ctx, src, Range{From: 1, To: o.Through}, o.Progress, func(batch []Message) error {
 		for i := range batch {
 			sc.Scan(&batch[i], func(r *Record) {
 				if r.Status != Accepted {
@@ -208,10 +208,8 @@ func WhatIf(ctx context.Context, src Source, prop Proposal, o WhatIfOptions) (*W
 				wt.step(r, counters, inPeriod(r.Event.Time), o.CountDenied, loc)
 			})
 		}
-		o.Progress.Update(batch[len(batch)-1].Seq, int64(len(batch)))
 		return nil
 	})
-	o.Progress.Finish()
 	if err != nil {
 		return nil, err
 	}
@@ -326,8 +324,11 @@ func (wt *whatIfTenant) judge(r *Record, kind, subject string, sts []projections
 		if (kind == "workflow") != isWorkflow || st.Limit.Metric == events.MetricSteps {
 			continue
 		}
-		hits[st.Quota] = append(hits[st.Quota], Hit{Metric: st.Limit.Metric, Window: st.Limit.Window, Max: st.Limit.Max,
-			Used: st.Used, Reserved: st.Reserved, Requested: st.Requested})
+		h := Hit{Metric: st.Limit.Metric, Window: st.Limit.Window, Max: st.Limit.Max, Used: st.Used, Reserved: st.Reserved, Requested: st.Requested}
+		if isWorkflow {
+			h.Requested = 1 // a workflow that begins asks for one
+		}
+		hits[st.Quota] = append(hits[st.Quota], h)
 		split[st.Quota] = st.Split
 	}
 	for q, hs := range hits {
@@ -371,6 +372,7 @@ func (wt *whatIfTenant) judgeStep(r *Record, w *projections.Workflow, p *events.
 func (r *WhatIfReport) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(r)
 }
 
