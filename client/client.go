@@ -28,8 +28,8 @@ func WithJSON() Option {
 	return func(c *Client) error { c.enc = api.JSON; return nil }
 }
 
-// WithTimeout bounds each request that has no deadline of its own
-// (default 5 s).
+// WithTimeout bounds each request (default 5 s); a sooner deadline of the
+// request's context wins.
 func WithTimeout(d time.Duration) Option {
 	return func(c *Client) error {
 		if d <= 0 {
@@ -61,11 +61,10 @@ func (c *Client) call(ctx context.Context, subject string, req, reply any) error
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", subject, err)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-	}
+	// Each request is bounded by the client's timeout, or ctx if sooner: a
+	// request lost with a server that died is retried, not waited on forever.
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	msg, err := c.nc.RequestWithContext(ctx, subject, body)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {

@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,9 +15,10 @@ import (
 // Environment variables that turn the test binary into a child process, so
 // crash tests can kill a real process with SIGKILL.
 const (
-	envRole = "LEDGER_TEST_ROLE"
-	envURL  = "LEDGER_TEST_NATS_URL"
-	envData = "LEDGER_TEST_DATA"
+	envRole   = "LEDGER_TEST_ROLE"
+	envURL    = "LEDGER_TEST_NATS_URL"
+	envData   = "LEDGER_TEST_DATA"
+	envListen = "LEDGER_TEST_LISTEN"
 )
 
 func TestMain(m *testing.M) {
@@ -26,6 +28,22 @@ func TestMain(m *testing.M) {
 		err := ledger.RunProjector(ctx, ledger.ProjectorConfig{NATSURL: os.Getenv(envURL), DataDir: os.Getenv(envData)})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "projector:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if os.Getenv(envRole) == "ledger" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		defer stop()
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		l, err := ledger.Start(ctx, ledger.Config{DataDir: os.Getenv(envData), Listen: os.Getenv(envListen), Durability: ledger.SyncPeriodic, Logger: log})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ledger:", err)
+			os.Exit(1)
+		}
+		<-ctx.Done()
+		if err := l.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "ledger:", err)
 			os.Exit(1)
 		}
 		os.Exit(0)
