@@ -104,6 +104,15 @@ func At(ctx context.Context, src Source, tenant string, checks []Check, o AtOpti
 	if o.Seq == 0 && o.Time.IsZero() {
 		return nil, errors.New("at: give a sequence or a time")
 	}
+	if o.Seq != 0 {
+		last, err := src.Last(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if last < o.Seq {
+			return nil, fmt.Errorf("at: the stream ends at sequence %d, before %d", last, o.Seq)
+		}
+	}
 	tmp, err := os.MkdirTemp(o.TempDir, "ledger-at-")
 	if err != nil {
 		return nil, err
@@ -135,9 +144,6 @@ func At(ctx context.Context, src Source, tenant string, checks []Check, o AtOpti
 	fr, err := Fold(ctx, src, p, fo)
 	if err != nil {
 		return nil, err
-	}
-	if o.Seq != 0 && fr.Applied < o.Seq && fr.Through < o.Seq {
-		return nil, fmt.Errorf("at: the stream ends at sequence %d, before %d", fr.Through, o.Seq)
 	}
 	if fr.Messages == 0 && o.Checkpoint != "" {
 		return nil, fmt.Errorf("at: the checkpoint is already past %s", o.Time.Format(time.RFC3339))

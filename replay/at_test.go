@@ -8,6 +8,7 @@ import (
 	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/projections"
 	"github.com/ledgerworks/ledger/replay"
+	rt "github.com/ledgerworks/ledger/replay/replaytest"
 )
 
 // What a live check answered when the stream stood at sequence S (recorded
@@ -15,10 +16,10 @@ import (
 // clock) is what At answers for S afterwards, for every tenant and call; and
 // the totals agree. At a time T, At stands at the last message stored by T.
 func TestAtMatchesLiveAnswers(t *testing.T) {
-	ctx := testCtx(t, 90*time.Second)
-	_, js := stream(t)
-	bs := newGenerator(genOptions{Seed: 42, Events: 3_000, Tenants: 3, Start: time.Date(2026, 3, 28, 23, 50, 0, 0, time.UTC), TZ: "Europe/Berlin"}).run()
-	lv := startLive(t, js, "")
+	ctx := rt.Ctx(t, 90*time.Second)
+	_, js := rt.Stream(t)
+	bs := rt.Generate(rt.GenOptions{Seed: 42, Events: 3_000, Tenants: 3, Start: time.Date(2026, 3, 28, 23, 50, 0, 0, time.UTC), TZ: "Europe/Berlin"})
+	lv := rt.StartLive(t, js, "")
 	calls := []replay.Check{
 		{Dims: events.Dimensions{"user": "ana", "model": "gpt-4o"}, Groups: []string{"staff"}, Request: events.Amounts{InputTokens: 1500, OutputTokens: 500, Requests: 1}},
 		{Dims: events.Dimensions{"user": "ben", "model": "gpt-4o", "operation": "embedding"}, Groups: []string{"staff"}, Request: events.Amounts{Tokens: 40_000, Requests: 1}},
@@ -33,14 +34,14 @@ func TestAtMatchesLiveAnswers(t *testing.T) {
 	const chunks = 5
 	for c := range chunks {
 		part := bs[c*len(bs)/chunks : (c+1)*len(bs)/chunks]
-		seqs := appendAll(t, js, part)
+		seqs := rt.AppendAll(t, js, part)
 		s := seqs[len(seqs)-1]
-		lv.wait(t, s)
-		now := part[len(part)-1].evs[0].Time.Add(time.Second) // a fixed clock for this point
+		lv.Wait(t, s)
+		now := part[len(part)-1].Events[0].Time.Add(time.Second) // a fixed clock for this point
 		pt := point{seq: s, now: now, answers: map[string]string{}}
 		for _, tenant := range []string{"t00", "t01", "t02"} {
 			var snap replay.Snapshot
-			err := lv.p.View(tenant, func(tn *projections.Tenant, cs projections.Counters, applied uint64) error {
+			err := lv.P.View(tenant, func(tn *projections.Tenant, cs projections.Counters, applied uint64) error {
 				if applied != s {
 					t.Fatalf("live projection at %d, want %d", applied, s)
 				}
@@ -53,7 +54,7 @@ func TestAtMatchesLiveAnswers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if snap.Totals, _, err = lv.p.Totals(tenant); err != nil {
+			if snap.Totals, _, err = lv.P.Totals(tenant); err != nil {
 				t.Fatal(err)
 			}
 			pt.answers[tenant] = answerJSON(t, &snap)
@@ -61,7 +62,7 @@ func TestAtMatchesLiveAnswers(t *testing.T) {
 		points = append(points, pt)
 	}
 
-	src := source(t, js)
+	src := rt.Source(t, js)
 	denied, allowed := 0, 0
 	for _, pt := range points {
 		for tenant, want := range pt.answers {

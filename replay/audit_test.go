@@ -6,26 +6,28 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/projections"
 	"github.com/ledgerworks/ledger/replay"
+	rt "github.com/ledgerworks/ledger/replay/replaytest"
 )
 
 // auditFixture folds a generated history with a live projector, stops it
 // and returns its directory and the stream.
-func auditFixture(t *testing.T) (*live, *replay.StreamSource, uint64) {
+func auditFixture(t *testing.T) (*rt.Live, *replay.StreamSource, uint64) {
 	t.Helper()
-	_, js := stream(t)
-	bs := newGenerator(genOptions{Seed: 99, Events: 4_000, Tenants: 5, Start: time.Date(2026, 3, 29, 0, 30, 0, 0, time.UTC), TZ: "Europe/Berlin"}).run()
-	lv := startLive(t, js, "")
-	seqs := appendAll(t, js, bs)
+	_, js := rt.Stream(t)
+	bs := rt.Generate(rt.GenOptions{Seed: 99, Events: 4_000, Tenants: 5, Start: time.Date(2026, 3, 29, 0, 30, 0, 0, time.UTC), TZ: "Europe/Berlin"})
+	lv := rt.StartLive(t, js, "")
+	seqs := rt.AppendAll(t, js, bs)
 	last := seqs[len(seqs)-1]
-	lv.wait(t, last)
-	lv.stop()
-	return lv, source(t, js), last
+	lv.Wait(t, last)
+	lv.Stop()
+	return lv, rt.Source(t, js), last
 }
 
 func audit(t *testing.T, ctx context.Context, src replay.Source, dir string) *replay.AuditResult {
@@ -46,10 +48,10 @@ func audit(t *testing.T, ctx context.Context, src replay.Source, dir string) *re
 // behind the ledger's back is found, with its account named, and nothing
 // else is reported.
 func TestAuditFindsAlteredCounter(t *testing.T) {
-	ctx := testCtx(t, 60*time.Second)
+	ctx := rt.Ctx(t, 60*time.Second)
 	lv, src, last := auditFixture(t)
 
-	res := audit(t, ctx, src, lv.dir)
+	res := audit(t, ctx, src, lv.Dir)
 	if !res.OK() {
 		t.Fatalf("untouched projection: %d differences, first %v", len(res.Differences), res.Differences[0])
 	}
@@ -58,7 +60,7 @@ func TestAuditFindsAlteredCounter(t *testing.T) {
 	}
 
 	// Change one usage counter of t03 directly in Pebble.
-	store, err := projections.OpenStore(lv.dir, projections.StoreOptions{})
+	store, err := projections.OpenStore(lv.Dir, projections.StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +81,7 @@ func TestAuditFindsAlteredCounter(t *testing.T) {
 	}
 	store.Close()
 
-	res = audit(t, ctx, src, lv.dir)
+	res = audit(t, ctx, src, lv.Dir)
 	if res.OK() || len(res.Differences) != 1 {
 		t.Fatalf("altered counter: %d differences: %v", len(res.Differences), res.Differences)
 	}
@@ -96,14 +98,14 @@ func TestAuditFindsAlteredCounter(t *testing.T) {
 	}
 }
 
-func itoa(n int64) string { return fmtInt(n) }
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // The service audit compares every tenant's all-time totals, each at the
 // sequence its answer stands at; a tenant whose totals differ is named.
 func TestAuditServiceTotals(t *testing.T) {
-	ctx := testCtx(t, 60*time.Second)
+	ctx := rt.Ctx(t, 60*time.Second)
 	lv, src, _ := auditFixture(t)
-	store, err := projections.OpenStore(lv.dir, projections.StoreOptions{})
+	store, err := projections.OpenStore(lv.Dir, projections.StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,10 +151,10 @@ func (s *storeUsage) Usage(_ context.Context, tenant string, _ uint64) (map[even
 // documented formula computed here by hand; a stream built from the same
 // events with one of them changed gives another hash from that event on.
 func TestChainedHash(t *testing.T) {
-	ctx := testCtx(t, 60*time.Second)
-	fixture := billingFixture()
+	ctx := rt.Ctx(t, 60*time.Second)
+	fixture := rt.BillingFixture()
 	js := appendFixture(t)
-	src := source(t, js)
+	src := rt.Source(t, js)
 	a, err := replay.HashRange(ctx, src, replay.Range{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -166,8 +168,8 @@ func TestChainedHash(t *testing.T) {
 	}
 	var h [32]byte
 	for i, bt := range fixture {
-		for j := range bt.evs {
-			c, err := bt.evs[j].MarshalMsgpack()
+		for j := range bt.Events {
+			c, err := bt.Events[j].MarshalMsgpack()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,11 +185,11 @@ func TestChainedHash(t *testing.T) {
 	}
 
 	// The same history with one amount changed in message 5.
-	altered := billingFixture()
-	altered[4].evs[0].Payload = &events.UsageRecorded{Amounts: events.Amounts{Tokens: 5001, Requests: 1}}
-	_, js2 := stream(t)
-	appendAll(t, js2, altered)
-	src2 := source(t, js2)
+	altered := rt.BillingFixture()
+	altered[4].Events[0].Payload = &events.UsageRecorded{Amounts: events.Amounts{Tokens: 5001, Requests: 1}}
+	_, js2 := rt.Stream(t)
+	rt.AppendAll(t, js2, altered)
+	src2 := rt.Source(t, js2)
 	c, err := replay.HashRange(ctx, src2, replay.Range{}, nil)
 	if err != nil {
 		t.Fatal(err)

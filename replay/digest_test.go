@@ -10,6 +10,7 @@ import (
 
 	"github.com/ledgerworks/ledger/projections"
 	"github.com/ledgerworks/ledger/replay"
+	rt "github.com/ledgerworks/ledger/replay/replaytest"
 )
 
 // Maps encoded in different orders and integers of different widths have
@@ -76,7 +77,7 @@ func TestDigestIgnoresZeroCounters(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	before := digest(t, s)
+	before := rt.Digest(t, s)
 	k := projections.CounterKeyBytes(projections.CounterKey{Tenant: "acme", Quota: "q", Split: "ana", Limit: "tokens|sliding:60", Bucket: 120, Reserved: true})
 	put := func(n int64) {
 		if err := s.DB().Merge(k, binary.BigEndian.AppendUint64(nil, uint64(n)), nil); err != nil {
@@ -85,11 +86,11 @@ func TestDigestIgnoresZeroCounters(t *testing.T) {
 	}
 	put(40)
 	put(-40)
-	if after := digest(t, s); after.Sum != before.Sum {
+	if after := rt.Digest(t, s); after.Sum != before.Sum {
 		t.Fatalf("a zero counter changed the digest")
 	}
 	put(1)
-	if after := digest(t, s); after.Sum == before.Sum || after.Entries["counter"] != 1 {
+	if after := rt.Digest(t, s); after.Sum == before.Sum || after.Entries["counter"] != 1 {
 		t.Fatalf("a counter of 1 left the digest unchanged: %+v", after)
 	}
 	e := projections.ParseEntry(k, binary.BigEndian.AppendUint64(nil, 1))

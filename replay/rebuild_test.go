@@ -11,6 +11,7 @@ import (
 
 	"github.com/ledgerworks/ledger/projections"
 	"github.com/ledgerworks/ledger/replay"
+	rt "github.com/ledgerworks/ledger/replay/replaytest"
 )
 
 // About 100,000 events of every type are appended while a live projector
@@ -18,18 +19,18 @@ import (
 // batches at the same time. Both end with the same digest at the same
 // sequence.
 func TestRebuildMatchesLive(t *testing.T) {
-	ctx := testCtx(t, 240*time.Second)
-	_, js := stream(t)
+	ctx := rt.Ctx(t, 240*time.Second)
+	_, js := rt.Stream(t)
 	const seed = 20260115
 	t.Logf("seed %d", seed)
-	bs := newGenerator(genOptions{Seed: seed, Events: 100_000, Tenants: 24, Start: time.Date(2026, 1, 15, 20, 0, 0, 0, time.UTC)}).run()
-	n := countEvents(bs)
+	bs := rt.Generate(rt.GenOptions{Seed: seed, Events: 100_000, Tenants: 24, Start: time.Date(2026, 1, 15, 20, 0, 0, 0, time.UTC)})
+	n := rt.CountEvents(bs)
 	t.Logf("%d events in %d messages", n, len(bs))
-	lv := startLive(t, js, "")
+	lv := rt.StartLive(t, js, "")
 	t0 := time.Now()
-	last := appendConcurrently(t, js, bs, 4)
+	last := rt.AppendConcurrently(t, js, bs, 4)
 	t.Logf("appended in %s", time.Since(t0).Round(time.Millisecond))
-	src := source(t, js)
+	src := rt.Source(t, js)
 
 	// Raw read of the whole stream, for the rate comparison.
 	start := time.Now()
@@ -48,12 +49,12 @@ func TestRebuildMatchesLive(t *testing.T) {
 	}
 	t.Logf("raw read: %d msgs in %s (%.0f events/s); rebuild: %s (%.0f events/s)",
 		msgs, read.Round(time.Millisecond), float64(n)/read.Seconds(), res.Elapsed.Round(time.Millisecond), float64(n)/res.Elapsed.Seconds())
-	lv.wait(t, last)
+	lv.Wait(t, last)
 	t.Logf("live caught up %s after the first append", time.Since(t0).Round(time.Millisecond))
-	if lv.p.Rejected() == 0 {
+	if lv.P.Rejected() == 0 {
 		t.Fatal("the history should hold events the projector refuses")
 	}
-	want := digest(t, lv.store)
+	want := rt.Digest(t, lv.Store)
 	for _, k := range []string{"applied", "tenant", "counter", "total", "seen"} {
 		if want.Entries[k] == 0 {
 			t.Fatalf("live projection has no %s entries: %v", k, want.Entries)
@@ -69,15 +70,15 @@ func TestRebuildMatchesLive(t *testing.T) {
 // from a checkpoint taken half way, end with the digest of a rebuild in one
 // pass and of the live projection.
 func TestRebuildResumeAndCheckpoint(t *testing.T) {
-	ctx := testCtx(t, 120*time.Second)
-	_, js := stream(t)
-	bs := newGenerator(genOptions{Seed: 7, Events: 8_000, Tenants: 6, Start: time.Date(2026, 3, 28, 22, 0, 0, 0, time.UTC), TZ: "Europe/Berlin"}).run()
-	lv := startLive(t, js, "")
-	seqs := appendAll(t, js, bs)
+	ctx := rt.Ctx(t, 120*time.Second)
+	_, js := rt.Stream(t)
+	bs := rt.Generate(rt.GenOptions{Seed: 7, Events: 8_000, Tenants: 6, Start: time.Date(2026, 3, 28, 22, 0, 0, 0, time.UTC), TZ: "Europe/Berlin"})
+	lv := rt.StartLive(t, js, "")
+	seqs := rt.AppendAll(t, js, bs)
 	last := seqs[len(seqs)-1]
-	lv.wait(t, last)
-	want := digest(t, lv.store)
-	src := source(t, js)
+	lv.Wait(t, last)
+	want := rt.Digest(t, lv.Store)
+	src := rt.Source(t, js)
 
 	one, err := replay.Rebuild(ctx, src, replay.RebuildOptions{Dir: filepath.Join(t.TempDir(), "one")})
 	if err != nil {

@@ -9,16 +9,17 @@ import (
 	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/projections"
 	"github.com/ledgerworks/ledger/replay"
+	rt "github.com/ledgerworks/ledger/replay/replaytest"
 )
 
 // The stream source and the memory source return the same messages for the
 // same ranges, in batches no larger than asked; a partition filter keeps
 // only its partitions; ErrStop ends a read cleanly.
 func TestSources(t *testing.T) {
-	ctx := testCtx(t, 60*time.Second)
+	ctx := rt.Ctx(t, 60*time.Second)
 	js := appendFixture(t)
 	var mem replay.MemorySource
-	if _, err := source(t, js).Read(ctx, replay.Range{}, func(b []replay.Message) error {
+	if _, err := rt.Source(t, js).Read(ctx, replay.Range{}, func(b []replay.Message) error {
 		mem.Messages = append(mem.Messages, b...)
 		return nil
 	}); err != nil {

@@ -9,55 +9,8 @@ import (
 
 	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/replay"
+	rt "github.com/ledgerworks/ledger/replay/replaytest"
 )
-
-// whatIfFixture: one tenant, a generous recorded quota that the proposal
-// replaces, and calls around the proposed limits. The expected denials and
-// warnings are worked out by hand in TestWhatIf.
-func whatIfFixture() []batch {
-	u := func(id, at, user string, tokens int64) batch {
-		return batch{"acme", events.ClassUsage, []events.Event{ev(id, "acme", at, who(user, "m"), &events.UsageRecorded{Amounts: events.Amounts{Tokens: tokens, Requests: 1}})}}
-	}
-	d := func(id, at string, dims events.Dimensions, p events.Payload) batch {
-		return batch{"acme", events.ClassDecision, []events.Event{ev(id, "acme", at, dims, p)}}
-	}
-	day := events.Window{Kind: events.Calendar, Unit: events.UnitDay}
-	return []batch{
-		{"acme", events.ClassAdmin, []events.Event{ev("q0", "acme", "2026-02-01T00:00:00Z", nil, &events.QuotaSet{Quota: events.Quota{ID: "tokens-day", Split: []string{"user"}, Limits: []events.Limit{{Metric: events.MetricTokens, Max: 1_000_000, Window: day}}}})}},
-		u("e0", "2026-02-01T05:00:00Z", "ana", 300), // before the period: fills the window, not judged
-		u("e1", "2026-02-01T07:00:00Z", "ana", 400),
-		u("e2", "2026-02-01T07:10:00Z", "ana", 200),
-		u("e3", "2026-02-01T07:20:00Z", "ana", 200),
-		u("e4", "2026-02-01T07:30:00Z", "ana", 100),
-		d("e5", "2026-02-01T08:00:00Z", who("ben", "m"), &events.ReservationCreated{Reservation: "r1", Estimate: events.Amounts{Tokens: 1200, Requests: 1}, ExpiresAt: ts("2026-02-01T09:00:00Z")}),
-		d("e6", "2026-02-01T08:05:00Z", nil, &events.ReservationReconciled{Reservation: "r1", Actual: events.Amounts{Tokens: 1100, Requests: 1}}),
-		u("e7", "2026-02-01T08:10:00Z", "ben", 300),
-		d("e8", "2026-02-01T09:00:00Z", who("ana", "m"), &events.WorkflowBegun{Workflow: "w1"}),
-		d("e9", "2026-02-01T09:01:00Z", nil, &events.WorkflowStepped{Workflow: "w1", Step: 1}),
-		d("e10", "2026-02-01T09:02:00Z", nil, &events.WorkflowStepped{Workflow: "w1", Step: 2}),
-		d("e11", "2026-02-01T09:03:00Z", nil, &events.WorkflowStepped{Workflow: "w1", Step: 3}),
-		d("e12", "2026-02-01T09:04:00Z", nil, &events.WorkflowStepped{Workflow: "w1", Step: 4}),
-		d("e13", "2026-02-01T10:00:00Z", who("ben", "m"), &events.WorkflowBegun{Workflow: "w2"}),
-		d("e14", "2026-02-01T10:01:00Z", nil, &events.WorkflowStepped{Workflow: "w2", Step: 1}),
-		d("e15", "2026-02-01T10:02:00Z", nil, &events.WorkflowEnded{Workflow: "w1"}),
-		{"acme", events.ClassAdmin, []events.Event{ev("qd", "acme", "2026-02-01T12:00:00Z", nil, &events.QuotaDeleted{Quota: "soft-req"})}}, // recorded: ignored
-		u("e16", "2026-02-02T01:00:00Z", "ana", 600),
-		u("e17", "2026-02-02T01:10:00Z", "ana", 300),
-		d("e18", "2026-02-02T02:00:00Z", who("ana", "m"), &events.WorkflowBegun{Workflow: "w3"}),
-		{"acme", events.ClassUsage, []events.Event{ev("e19", "acme", "2026-02-02T03:00:00Z", who("ana", "m"), &events.UsageCorrected{Corrects: "e3", Delta: events.Amounts{Tokens: 50}})}},
-		u("e20", "2026-02-02T04:00:00Z", "ana", 60),
-		u("e21", "2026-02-03T01:00:00Z", "ana", 5000), // after the period
-	}
-}
-
-func whatIfProposal() replay.Proposal {
-	day := events.Window{Kind: events.Calendar, Unit: events.UnitDay}
-	return replay.Proposal{"acme": {
-		{ID: "tokens-day", Split: []string{"user"}, Limits: []events.Limit{{Metric: events.MetricTokens, Max: 1000, Window: day}}, WarnPercent: 80},
-		{ID: "wf", Limits: []events.Limit{{Metric: events.MetricWorkflows, Max: 1, Window: day}}, MaxSteps: 2},
-		{ID: "soft-req", Split: []string{"user"}, Limits: []events.Limit{{Metric: events.MetricRequests, Max: 2, Window: events.Window{Kind: events.Sliding, Seconds: 3600}}}, WarnPercent: 50, Enforcement: events.Soft},
-	}}
-}
 
 // outcome flattens a report: per quota, its denials (event IDs) and its
 // warnings (split, first event, times).
@@ -97,13 +50,13 @@ func outcome(rep *replay.WhatIfReport) map[string][]string {
 // begins (denied, counted), so its step e14 is allowed; the correction e19
 // counts, putting ana at 950 on day two, so e20 (1010) is denied.
 func TestWhatIf(t *testing.T) {
-	ctx := testCtx(t, 60*time.Second)
-	_, js := stream(t)
-	appendAll(t, js, whatIfFixture())
-	src := source(t, js)
-	o := replay.WhatIfOptions{From: ts("2026-02-01T06:00:00Z"), To: ts("2026-02-03T00:00:00Z")}
+	ctx := rt.Ctx(t, 60*time.Second)
+	_, js := rt.Stream(t)
+	rt.AppendAll(t, js, rt.WhatIfFixture())
+	src := rt.Source(t, js)
+	o := replay.WhatIfOptions{From: rt.TS("2026-02-01T06:00:00Z"), To: rt.TS("2026-02-03T00:00:00Z")}
 
-	rep, err := replay.WhatIf(ctx, src, whatIfProposal(), o)
+	rep, err := replay.WhatIf(ctx, src, rt.WhatIfProposal(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +81,7 @@ func TestWhatIf(t *testing.T) {
 	}
 
 	o.CountDenied = true
-	rep, err = replay.WhatIf(ctx, src, whatIfProposal(), o)
+	rep, err = replay.WhatIf(ctx, src, rt.WhatIfProposal(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

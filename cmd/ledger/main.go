@@ -24,7 +24,7 @@ func main() {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "ledger:", err)
 		}
-		os.Exit(1)
+		os.Exit(exitStatus(err))
 	}
 }
 
@@ -33,6 +33,13 @@ const usage = `usage: ledger <command> [flags]
 commands:
   serve    run the ledger (embedded NATS + JetStream, projector, service)
   bench    measure the ledger against raw NATS baselines (docs/PERFORMANCE.md)
+
+replay (read the stream only; docs/REPLAY.md):
+  report   billing totals of a period, grouped, as CSV or JSON
+  audit    recompute from the stream and compare with a live projection (exit 2 on differences)
+  hash     chained content hash of a range of the stream
+  at       an account's usage and check answers at a sequence or a time
+  whatif   a period replayed against proposed quotas
 
 Run "ledger <command> -h" for the flags of a command.`
 
@@ -46,6 +53,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stderr)
 	case "bench":
 		return bench(ctx, args[1:], stdout, stderr)
+	case "report":
+		return reportCmd(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout, stderr)
+	case "hash":
+		return hashCmd(ctx, args[1:], stdout, stderr)
+	case "at":
+		return atCmd(ctx, args[1:], stdout, stderr)
+	case "whatif":
+		return whatIfCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -1,5 +1,10 @@
 // Command projector folds the ledger stream into its own Pebble directory and
 // serves the ledger's read-only queries (check, usage, quotas).
+//
+//	projector [flags]              run a projector (the default)
+//	projector rebuild [flags]      fold the stream into a fresh or resumed projection and print its digest
+//	projector digest [flags]       print the state digest of a projection at its applied sequence
+//	projector checkpoint [flags]   take a Pebble checkpoint of a projection, with its sequence and digest
 package main
 
 import (
@@ -21,7 +26,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "projector:", err)
 		}
@@ -29,7 +34,22 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "rebuild":
+			return rebuildCmd(ctx, args[1:], stdout, stderr)
+		case "digest":
+			return digestCmd(args[1:], stdout, stderr)
+		case "checkpoint":
+			return checkpointCmd(args[1:], stdout, stderr)
+		}
+	}
+	return serve(ctx, args, stderr)
+}
+
+// serve runs a projector until ctx is done.
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("projector", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg ledger.ProjectorConfig
