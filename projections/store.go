@@ -20,6 +20,10 @@ type StoreOptions struct {
 	CacheBytes int64
 	// MemTableBytes is the memtable size (default 32 MiB).
 	MemTableBytes uint64
+	// CounterCacheEntries bounds the limits whose counters are kept in
+	// memory for checks (default 32,768, each at most 64 buckets); negative
+	// turns the cache off.
+	CounterCacheEntries int
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {
@@ -28,6 +32,9 @@ func (o StoreOptions) withDefaults() StoreOptions {
 	}
 	if o.MemTableBytes == 0 {
 		o.MemTableBytes = 32 << 20
+	}
+	if o.CounterCacheEntries == 0 {
+		o.CounterCacheEntries = 32 << 10
 	}
 	return o
 }
@@ -70,8 +77,9 @@ func (quietLogger) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a
 // Store is the Pebble copy of a projection: counters, tenant states, seen
 // event IDs and the last applied stream sequence, always written together.
 type Store struct {
-	db    *pebble.DB
-	cache *pebble.Cache
+	db       *pebble.DB
+	cache    *pebble.Cache
+	counters *counterCache // nil when turned off
 }
 
 // OpenStore opens (or creates) a store in dir.
@@ -94,7 +102,11 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 		cache.Unref()
 		return nil, fmt.Errorf("open projection store %s: %w", dir, err)
 	}
-	return &Store{db: db, cache: cache}, nil
+	st := &Store{db: db, cache: cache}
+	if o.CounterCacheEntries > 0 {
+		st.counters = newCounterCache(o.CounterCacheEntries)
+	}
+	return st, nil
 }
 
 // Close closes the store.
@@ -220,7 +232,18 @@ func (s *Store) Write(c *Commit) error {
 	if err := b.Set(keyApplied, encodeInt(int64(c.Applied)), nil); err != nil {
 		return err
 	}
-	return b.Commit(pebble.NoSync)
+	if s.counters == nil {
+		return b.Commit(pebble.NoSync)
+	}
+	s.counters.beginCommit()
+	defer s.counters.endCommit()
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	if c.Deltas != nil {
+		s.counters.apply(c.Deltas.Counters)
+	}
+	return nil
 }
 
 func lessKey(a, b *CounterKey) bool {
@@ -245,8 +268,77 @@ func lessKey(a, b *CounterKey) bool {
 	return !a.Reserved && b.Reserved
 }
 
-// Sum implements Counters with one bounded scan over the limit's buckets.
+// Sum implements Counters from the counter cache, or with one bounded scan
+// over the limit's buckets, which then fills the cache.
 func (s *Store) Sum(k CounterKey, from, to int64) (used, reserved, oldest int64) {
+	if s.counters == nil {
+		return s.sumPebble(k, from, to)
+	}
+	if used, reserved, oldest, ok := s.counters.sum(&k, from, to); ok {
+		return used, reserved, oldest
+	}
+	gen, ok := s.counters.loading()
+	if !ok {
+		return s.sumPebble(k, from, to)
+	}
+	buckets, complete := s.loadBuckets(&k, from)
+	if !complete {
+		return s.sumPebble(k, from, to)
+	}
+	e := ccEntry{floor: from, buckets: buckets}
+	used, reserved, oldest = e.sum(from, to)
+	s.counters.insert(&k, from, buckets, gen)
+	return used, reserved, oldest
+}
+
+// loadBuckets reads every bucket of k's limit from bucket from on; complete
+// is false when there are more than the cache keeps (or on an error).
+func (s *Store) loadBuckets(k *CounterKey, from int64) (buckets []ccBucket, complete bool) {
+	prefix := counterPrefix(make([]byte, 0, 96), k)
+	lower := appendBucket(bytes.Clone(prefix), from)
+	upper := append(bytes.Clone(prefix), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, false
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		key := it.Key()
+		if len(key) != len(prefix)+9 {
+			return nil, false
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, false
+		}
+		b := decodeBucket(key[len(prefix):])
+		if len(buckets) == 0 || buckets[len(buckets)-1].bucket != b {
+			if len(buckets) == maxCachedBuckets {
+				return nil, false
+			}
+			buckets = append(buckets, ccBucket{bucket: b})
+		}
+		if key[len(key)-1] == 'r' {
+			buckets[len(buckets)-1].reserved += decodeInt(v)
+		} else {
+			buckets[len(buckets)-1].used += decodeInt(v)
+		}
+	}
+	if it.Error() != nil {
+		return nil, false
+	}
+	// Buckets that add up to nothing are the same as absent.
+	out := buckets[:0]
+	for _, b := range buckets {
+		if b.used != 0 || b.reserved != 0 {
+			out = append(out, b)
+		}
+	}
+	return out, true
+}
+
+// sumPebble is Sum by one bounded scan over the limit's buckets.
+func (s *Store) sumPebble(k CounterKey, from, to int64) (used, reserved, oldest int64) {
 	prefix := counterPrefix(make([]byte, 0, 96), &k)
 	lower := appendBucket(bytes.Clone(prefix), from)
 	upper := appendBucket(bytes.Clone(prefix), to+1)
