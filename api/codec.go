@@ -49,10 +49,10 @@ func Decode(b []byte, v any) error {
 	var err error
 	if Detect(b) == JSON {
 		err = json.Unmarshal(b, v)
+	} else if decodeFast(b, v) { // fastcodec.go: the check, by hand
+		return nil
 	} else {
-		dec := msgpack.NewDecoder(bytes.NewReader(b))
-		dec.SetCustomStructTag("json")
-		err = dec.Decode(v)
+		err = decodeReflect(b, v)
 	}
 	if err != nil {
 		return events.AsDecodeError(err, Detect(b).String())
@@ -65,6 +65,15 @@ func Encode(enc Encoding, v any) ([]byte, error) {
 	if enc == JSON {
 		return json.Marshal(v)
 	}
+	if b, ok := encodeFast(v); ok { // fastcodec.go: the check, by hand
+		return b, nil
+	}
+	return encodeReflect(v)
+}
+
+// encodeReflect is the msgpack encoding by reflection: every type but the
+// check's, and the reference the hand-written codec is tested against.
+func encodeReflect(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	e := msgpack.NewEncoder(&buf)
 	e.SetCustomStructTag("json")
@@ -74,6 +83,13 @@ func Encode(enc Encoding, v any) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// decodeReflect is the msgpack decoding by reflection.
+func decodeReflect(b []byte, v any) error {
+	dec := msgpack.NewDecoder(bytes.NewReader(b))
+	dec.SetCustomStructTag("json")
+	return dec.Decode(v)
 }
 
 func (e Encoding) String() string {

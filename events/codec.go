@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/ledgerworks/ledger/internal/mp"
 )
 
 // Size limits. A batch must fit in one NATS message (1 MiB by default) with
@@ -248,7 +250,7 @@ func EncodeBatch(evs []Event) ([]byte, error) {
 		return nil, &Error{Code: CodeTooLarge, Message: fmt.Sprintf("batch has %d events, limit %d", len(evs), MaxBatchEvents), Details: map[string]any{"events": len(evs), "limit": MaxBatchEvents}}
 	}
 	b := make([]byte, 0, 160*len(evs)+8)
-	b = appendArrayLen(b, len(evs))
+	b = mp.AppendArrayLen(b, len(evs))
 	for i := range evs {
 		var err error
 		if b, err = appendEvent(b, &evs[i]); err != nil {

@@ -2,9 +2,9 @@ package events
 
 import (
 	"fmt"
-	"math"
-	"sort"
 	"time"
+
+	"github.com/ledgerworks/ledger/internal/mp"
 )
 
 func encodeError(t Type, err error) error { return fmt.Errorf("encode %s payload: %w", t, err) }
@@ -24,116 +24,6 @@ func encodeError(t Type, err error) error { return fmt.Errorf("encode %s payload
 // reflection decoder decides, so every error and every unusual input is
 // handled as before.
 
-// msgpack codes.
-const (
-	mpNil      = 0xc0
-	mpFalse    = 0xc2
-	mpTrue     = 0xc3
-	mpUint8    = 0xcc
-	mpUint16   = 0xcd
-	mpUint32   = 0xce
-	mpUint64   = 0xcf
-	mpInt8     = 0xd0
-	mpInt16    = 0xd1
-	mpInt32    = 0xd2
-	mpInt64    = 0xd3
-	mpStr8     = 0xd9
-	mpStr16    = 0xda
-	mpStr32    = 0xdb
-	mpArray16  = 0xdc
-	mpArray32  = 0xdd
-	mpMap16    = 0xde
-	mpMap32    = 0xdf
-	mpFixMap   = 0x80
-	mpFixArray = 0x90
-	mpFixStr   = 0xa0
-)
-
-func appendMapLen(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, mpFixMap|byte(n))
-	case n <= math.MaxUint16:
-		return append(b, mpMap16, byte(n>>8), byte(n))
-	}
-	return append(b, mpMap32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-}
-
-func appendArrayLen(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, mpFixArray|byte(n))
-	case n <= math.MaxUint16:
-		return append(b, mpArray16, byte(n>>8), byte(n))
-	}
-	return append(b, mpArray32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-}
-
-func appendStr(b []byte, s string) []byte {
-	switch n := len(s); {
-	case n < 32:
-		b = append(b, mpFixStr|byte(n))
-	case n < 256:
-		b = append(b, mpStr8, byte(n))
-	case n <= math.MaxUint16:
-		b = append(b, mpStr16, byte(n>>8), byte(n))
-	default:
-		b = append(b, mpStr32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(b, s...)
-}
-
-func appendUint(b []byte, n uint64) []byte {
-	switch {
-	case n <= math.MaxInt8:
-		return append(b, byte(n))
-	case n <= math.MaxUint8:
-		return append(b, mpUint8, byte(n))
-	case n <= math.MaxUint16:
-		return append(b, mpUint16, byte(n>>8), byte(n))
-	case n <= math.MaxUint32:
-		return append(b, mpUint32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(b, mpUint64, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-}
-
-// appendInt writes n in its shortest form, as the encoder with compact
-// integers does.
-func appendInt(b []byte, n int64) []byte {
-	switch {
-	case n >= 0:
-		return appendUint(b, uint64(n))
-	case n >= -32:
-		return append(b, byte(n))
-	case n >= math.MinInt8:
-		return append(b, mpInt8, byte(n))
-	case n >= math.MinInt16:
-		return append(b, mpInt16, byte(n>>8), byte(n))
-	case n >= math.MinInt32:
-		return append(b, mpInt32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	u := uint64(n)
-	return append(b, mpInt64, byte(u>>56), byte(u>>48), byte(u>>40), byte(u>>32), byte(u>>24), byte(u>>16), byte(u>>8), byte(u))
-}
-
-// sortedKeys returns the keys of m sorted, in buf when it is large enough.
-func sortedKeys[V any](m map[string]V, buf []string) []string {
-	keys := buf[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	if len(keys) <= 12 {
-		for i := 1; i < len(keys); i++ { // insertion sort: dimensions are few
-			for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-				keys[j], keys[j-1] = keys[j-1], keys[j]
-			}
-		}
-	} else {
-		sort.Strings(keys)
-	}
-	return keys
-}
-
 // appendEvent appends the canonical encoding of e.
 func appendEvent(b []byte, e *Event) ([]byte, error) {
 	if e.Payload == nil {
@@ -146,34 +36,34 @@ func appendEvent(b []byte, e *Event) ([]byte, error) {
 	if len(e.Groups) > 0 {
 		n++
 	}
-	b = appendMapLen(b, n)
-	b = append(b, mpFixStr|1, 'v', Version)
-	b = append(b, mpFixStr|2, 'i', 'd')
-	b = appendStr(b, e.ID)
-	b = append(b, mpFixStr|4, 't', 'y', 'p', 'e')
-	b = appendStr(b, string(e.Type))
-	b = append(b, mpFixStr|6, 't', 'e', 'n', 'a', 'n', 't')
-	b = appendStr(b, e.Tenant)
+	b = mp.AppendMapLen(b, n)
+	b = append(b, mp.FixStr|1, 'v', Version)
+	b = append(b, mp.FixStr|2, 'i', 'd')
+	b = mp.AppendStr(b, e.ID)
+	b = append(b, mp.FixStr|4, 't', 'y', 'p', 'e')
+	b = mp.AppendStr(b, string(e.Type))
+	b = append(b, mp.FixStr|6, 't', 'e', 'n', 'a', 'n', 't')
+	b = mp.AppendStr(b, e.Tenant)
 	if len(e.Dims) > 0 {
-		b = append(b, mpFixStr|4, 'd', 'i', 'm', 's')
+		b = append(b, mp.FixStr|4, 'd', 'i', 'm', 's')
 		var buf [12]string
-		keys := sortedKeys(e.Dims, buf[:])
-		b = appendMapLen(b, len(keys))
+		keys := mp.SortedKeys(e.Dims, buf[:])
+		b = mp.AppendMapLen(b, len(keys))
 		for _, k := range keys {
-			b = appendStr(b, k)
-			b = appendStr(b, e.Dims[k])
+			b = mp.AppendStr(b, k)
+			b = mp.AppendStr(b, e.Dims[k])
 		}
 	}
 	if len(e.Groups) > 0 {
-		b = append(b, mpFixStr|6, 'g', 'r', 'o', 'u', 'p', 's')
-		b = appendArrayLen(b, len(e.Groups))
+		b = append(b, mp.FixStr|6, 'g', 'r', 'o', 'u', 'p', 's')
+		b = mp.AppendArrayLen(b, len(e.Groups))
 		for _, g := range e.Groups {
-			b = appendStr(b, g)
+			b = mp.AppendStr(b, g)
 		}
 	}
-	b = append(b, mpFixStr|4, 't', 'i', 'm', 'e')
-	b = appendInt(b, e.Time.UnixNano())
-	b = append(b, mpFixStr|4, 'd', 'a', 't', 'a')
+	b = append(b, mp.FixStr|4, 't', 'i', 'm', 'e')
+	b = mp.AppendInt(b, e.Time.UnixNano())
+	b = append(b, mp.FixStr|4, 'd', 'a', 't', 'a')
 	switch p := e.Payload.(type) {
 	case *UsageRecorded:
 		return appendUsageRecorded(b, p), nil
@@ -183,7 +73,7 @@ func appendEvent(b []byte, e *Event) ([]byte, error) {
 		return nil, encodeError(e.Type, err)
 	}
 	if len(data) == 0 {
-		return append(b, mpNil), nil // what an empty RawMessage encodes to
+		return append(b, mp.Nil), nil // what an empty RawMessage encodes to
 	}
 	return append(b, data...), nil
 }
@@ -207,189 +97,45 @@ func appendUsageRecorded(b []byte, p *UsageRecorded) []byte {
 	if p.Decided {
 		n++
 	}
-	b = appendMapLen(b, n)
+	b = mp.AppendMapLen(b, n)
 	for i, v := range ints {
 		if v != 0 {
-			b = appendStr(b, usageFields[i])
-			b = appendInt(b, v)
+			b = mp.AppendStr(b, usageFields[i])
+			b = mp.AppendInt(b, v)
 		}
 	}
 	if len(a.Actions) > 0 {
-		b = appendStr(b, usageFields[5])
+		b = mp.AppendStr(b, usageFields[5])
 		var buf [12]string
-		keys := sortedKeys(a.Actions, buf[:])
-		b = appendMapLen(b, len(keys))
+		keys := mp.SortedKeys(a.Actions, buf[:])
+		b = mp.AppendMapLen(b, len(keys))
 		for _, k := range keys {
-			b = appendStr(b, k)
-			b = appendInt(b, a.Actions[k])
+			b = mp.AppendStr(b, k)
+			b = mp.AppendInt(b, a.Actions[k])
 		}
 	}
 	if p.Decided {
-		b = appendStr(b, usageFields[6])
-		b = append(b, mpTrue)
+		b = mp.AppendStr(b, usageFields[6])
+		b = append(b, mp.True)
 	}
 	return b
-}
-
-// mpReader reads canonical msgpack; every method returns false on anything
-// it does not expect, and the caller then gives up.
-type mpReader struct {
-	b   []byte
-	off int
-	// The last strings decoded per slot, reused when the same bytes come
-	// again: a batch repeats its tenant, and its events' dimension names and
-	// common values at the same positions.
-	intern [slots]string
-}
-
-func (r *mpReader) byte() (byte, bool) {
-	if r.off >= len(r.b) {
-		return 0, false
-	}
-	c := r.b[r.off]
-	r.off++
-	return c, true
-}
-
-func (r *mpReader) n(k int) (uint64, bool) {
-	if r.off+k > len(r.b) {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range r.b[r.off : r.off+k] {
-		v = v<<8 | uint64(c)
-	}
-	r.off += k
-	return v, true
-}
-
-// length reads a map, array or string header of the given family.
-func (r *mpReader) length(fix, fixMask byte, c8, c16, c32 byte) (int, bool) {
-	c, ok := r.byte()
-	if !ok {
-		return 0, false
-	}
-	var v uint64
-	switch {
-	case c&^fixMask == fix:
-		return int(c & fixMask), true
-	case c == c8 && c8 != 0:
-		v, ok = r.n(1)
-	case c == c16:
-		v, ok = r.n(2)
-	case c == c32:
-		v, ok = r.n(4)
-	default:
-		return 0, false
-	}
-	if !ok || v > uint64(len(r.b)) {
-		return 0, false
-	}
-	return int(v), true
-}
-
-func (r *mpReader) mapLen() (int, bool)   { return r.length(mpFixMap, 0x0f, 0, mpMap16, mpMap32) }
-func (r *mpReader) arrayLen() (int, bool) { return r.length(mpFixArray, 0x0f, 0, mpArray16, mpArray32) }
-
-// strBytes returns the bytes of a string, without copying.
-func (r *mpReader) strBytes() ([]byte, bool) {
-	n, ok := r.length(mpFixStr, 0x1f, mpStr8, mpStr16, mpStr32)
-	if !ok || r.off+n > len(r.b) {
-		return nil, false
-	}
-	s := r.b[r.off : r.off+n]
-	r.off += n
-	return s, true
-}
-
-// str returns a string, reusing the one last returned for slot when equal.
-func (r *mpReader) str(slot int) (string, bool) {
-	b, ok := r.strBytes()
-	if !ok {
-		return "", false
-	}
-	if r.intern[slot] == string(b) {
-		return r.intern[slot], true
-	}
-	s := string(b)
-	r.intern[slot] = s
-	return s, true
-}
-
-// key reads a map key and reports whether it is want.
-func (r *mpReader) key(want string) bool {
-	b, ok := r.strBytes()
-	return ok && string(b) == want
-}
-
-// peekKey returns the next map key without consuming it.
-func (r *mpReader) peekKey() ([]byte, bool) {
-	off := r.off
-	b, ok := r.strBytes()
-	r.off = off
-	return b, ok
-}
-
-// int reads any msgpack integer that fits an int64.
-func (r *mpReader) int() (int64, bool) {
-	c, ok := r.byte()
-	if !ok {
-		return 0, false
-	}
-	switch {
-	case c <= 0x7f:
-		return int64(c), true
-	case c >= 0xe0:
-		return int64(int8(c)), true
-	}
-	var v uint64
-	switch c {
-	case mpUint8, mpInt8:
-		v, ok = r.n(1)
-	case mpUint16, mpInt16:
-		v, ok = r.n(2)
-	case mpUint32, mpInt32:
-		v, ok = r.n(4)
-	case mpUint64, mpInt64:
-		v, ok = r.n(8)
-	default:
-		return 0, false
-	}
-	if !ok {
-		return 0, false
-	}
-	switch c {
-	case mpInt8:
-		return int64(int8(v)), true
-	case mpInt16:
-		return int64(int16(v)), true
-	case mpInt32:
-		return int64(int32(v)), true
-	case mpInt64:
-		return int64(v), true
-	case mpUint64:
-		if v > math.MaxInt64 {
-			return 0, false
-		}
-	}
-	return int64(v), true
 }
 
 // fastDecodeBatch decodes a canonical msgpack batch; ok is false for
 // anything else.
 func fastDecodeBatch(b []byte) ([]Event, bool) {
-	r := &mpReader{b: b}
-	n, ok := r.arrayLen()
-	if !ok || n > MaxBatchEvents || n > len(b) {
+	r := &mp.Reader{B: b}
+	n, ok := r.ArrayLen()
+	if !ok || n > MaxBatchEvents {
 		return nil, false
 	}
 	evs := make([]Event, n)
 	for i := range evs {
-		if !r.event(&evs[i]) {
+		if !readEvent(r, &evs[i]) {
 			return nil, false
 		}
 	}
-	if r.off != len(b) {
+	if !r.Done() {
 		return nil, false
 	}
 	return evs, true
@@ -397,22 +143,22 @@ func fastDecodeBatch(b []byte) ([]Event, bool) {
 
 // fastDecodeEvent decodes one canonical event; ok is false for anything else.
 func fastDecodeEvent(b []byte) (Event, bool) {
-	r := &mpReader{b: b}
+	r := &mp.Reader{B: b}
 	var e Event
-	if !r.event(&e) || r.off != len(b) {
+	if !readEvent(r, &e) || !r.Done() {
 		return Event{}, false
 	}
 	return e, true
 }
 
-// Interning slots of mpReader: the tenant, then a name and a value slot for
+// Interning slots of the reader: the tenant, then a name and a value slot for
 // each of the first maxInternDims dimensions, then the groups.
 const (
 	slotTenant    = 0
 	maxInternDims = 8
 	slotDims      = 1
 	slotGroup     = slotDims + 2*maxInternDims
-	slots         = slotGroup + 1
+	_             = uint(mp.Slots - (slotGroup + 1)) // compile-time check: the slots fit
 )
 
 func dimSlots(j int) (name, value int) {
@@ -420,29 +166,29 @@ func dimSlots(j int) (name, value int) {
 	return slotDims + 2*j, slotDims + 2*j + 1
 }
 
-func (r *mpReader) event(e *Event) bool {
-	n, ok := r.mapLen()
+func readEvent(r *mp.Reader, e *Event) bool {
+	n, ok := r.MapLen()
 	if !ok || n < 6 || n > 8 {
 		return false
 	}
-	if !r.key("v") {
+	if !r.Key("v") {
 		return false
 	}
-	if v, ok := r.byte(); !ok || v != Version {
+	if v, ok := r.Byte(); !ok || v != Version {
 		return false
 	}
-	if !r.key("id") {
+	if !r.Key("id") {
 		return false
 	}
-	id, ok := r.strBytes()
+	id, ok := r.StrBytes()
 	if !ok {
 		return false
 	}
 	e.ID = string(id)
-	if !r.key("type") {
+	if !r.Key("type") {
 		return false
 	}
-	tb, ok := r.strBytes()
+	tb, ok := r.StrBytes()
 	if !ok {
 		return false
 	}
@@ -452,28 +198,28 @@ func (r *mpReader) event(e *Event) bool {
 	default:
 		return false // other types go through the reflection decoder
 	}
-	if !r.key("tenant") {
+	if !r.Key("tenant") {
 		return false
 	}
-	if e.Tenant, ok = r.str(slotTenant); !ok {
+	if e.Tenant, ok = r.StrIn(slotTenant); !ok {
 		return false
 	}
 	rest := n - 4
-	if k, ok := r.peekKey(); ok && string(k) == "dims" {
-		r.key("dims")
-		m, ok := r.mapLen()
-		if !ok || m == 0 || m > len(r.b)-r.off {
+	if k, ok := r.PeekKey(); ok && string(k) == "dims" {
+		r.Key("dims")
+		m, ok := r.MapLen()
+		if !ok || m == 0 || m > r.Left() {
 			return false
 		}
 		e.Dims = make(Dimensions, m)
 		prev := ""
 		for j := range m {
 			ks, vs := dimSlots(j)
-			k, ok := r.str(ks)
+			k, ok := r.StrIn(ks)
 			if !ok || (j > 0 && k <= prev) {
 				return false // canonical maps are sorted, without duplicates
 			}
-			v, ok := r.str(vs)
+			v, ok := r.StrIn(vs)
 			if !ok {
 				return false
 			}
@@ -482,47 +228,47 @@ func (r *mpReader) event(e *Event) bool {
 		}
 		rest--
 	}
-	if k, ok := r.peekKey(); ok && string(k) == "groups" {
-		r.key("groups")
-		m, ok := r.arrayLen()
-		if !ok || m == 0 || m > len(r.b)-r.off {
+	if k, ok := r.PeekKey(); ok && string(k) == "groups" {
+		r.Key("groups")
+		m, ok := r.ArrayLen()
+		if !ok || m == 0 || m > r.Left() {
 			return false
 		}
 		e.Groups = make([]string, m)
 		for j := range e.Groups {
-			if e.Groups[j], ok = r.str(slotGroup); !ok {
+			if e.Groups[j], ok = r.StrIn(slotGroup); !ok {
 				return false
 			}
 		}
 		rest--
 	}
-	if rest != 2 || !r.key("time") {
+	if rest != 2 || !r.Key("time") {
 		return false
 	}
-	ns, ok := r.int()
+	ns, ok := r.Int()
 	if !ok {
 		return false
 	}
 	e.Time = time.Unix(0, ns).UTC()
-	if !r.key("data") {
+	if !r.Key("data") {
 		return false
 	}
 	p := new(UsageRecorded)
-	if !r.usageRecorded(p) {
+	if !readUsageRecorded(r, p) {
 		return false
 	}
 	e.Payload = p
 	return true
 }
 
-func (r *mpReader) usageRecorded(p *UsageRecorded) bool {
-	n, ok := r.mapLen()
+func readUsageRecorded(r *mp.Reader, p *UsageRecorded) bool {
+	n, ok := r.MapLen()
 	if !ok || n > len(usageFields) {
 		return false
 	}
 	next := 0 // fields come in declaration order
 	for range n {
-		k, ok := r.strBytes()
+		k, ok := r.StrBytes()
 		if !ok {
 			return false
 		}
@@ -536,18 +282,18 @@ func (r *mpReader) usageRecorded(p *UsageRecorded) bool {
 		next = i + 1
 		switch i {
 		case 5:
-			m, ok := r.mapLen()
-			if !ok || m == 0 || m > len(r.b)-r.off {
+			m, ok := r.MapLen()
+			if !ok || m == 0 || m > r.Left() {
 				return false
 			}
 			p.Actions = make(Counts, m)
 			prev := ""
 			for j := range m {
-				k, ok := r.strBytes()
+				k, ok := r.StrBytes()
 				if !ok || (j > 0 && string(k) <= prev) {
 					return false
 				}
-				v, ok := r.int()
+				v, ok := r.Int()
 				if !ok {
 					return false
 				}
@@ -555,13 +301,13 @@ func (r *mpReader) usageRecorded(p *UsageRecorded) bool {
 				p.Actions[prev] = v
 			}
 		case 6:
-			c, ok := r.byte()
-			if !ok || (c != mpTrue && c != mpFalse) {
+			v, ok := r.Bool()
+			if !ok {
 				return false
 			}
-			p.Decided = c == mpTrue
+			p.Decided = v
 		default:
-			v, ok := r.int()
+			v, ok := r.Int()
 			if !ok {
 				return false
 			}
