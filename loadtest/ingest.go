@@ -75,7 +75,11 @@ func (r rate) rate() float64 {
 func (e *env) ingestEvents(ctx context.Context, pop *population, n int, pick func(int) int) (rate, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
-	pr, err := client.NewProducer(e.nc, client.ProducerOptions{})
+	first, err := ledger.StreamLastSeq(ctx, e.js, events.StreamName)
+	if err != nil {
+		return rate{}, err
+	}
+	pr, err := client.NewProducer(e.nc, e.cfg.Producer)
 	if err != nil {
 		return rate{}, err
 	}
@@ -112,6 +116,9 @@ func (e *env) ingestEvents(ctx context.Context, pop *population, n int, pick fun
 		return rate{}, err
 	}
 	got := applied - int64(pop.recorded)
+	if msgs := last - first; msgs > 0 {
+		e.notef("ingest: %d events in %d stream messages (%.0f per message) in %s", sent, msgs, float64(sent)/float64(msgs), elapsed.Round(time.Millisecond))
+	}
 	pop.recorded += sent
 	if applied == int64(pop.recorded) {
 		e.notef("verified: the projection counts each of the %d events of population %s exactly once", pop.recorded, pop.name)

@@ -59,6 +59,9 @@ type Config struct {
 	// ScaleEvents is how many events each phase of the scale scenario
 	// ingests (default ScaleAccounts, so that every account is used).
 	ScaleEvents int
+	// Producer configures the Go client's producer of the ingest phases
+	// (zero: the client's defaults).
+	Producer client.ProducerOptions
 	// Concurrency is the number of concurrent callers of the throughput
 	// figures (default 64).
 	Concurrency int

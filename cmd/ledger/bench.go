@@ -27,6 +27,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "concurrent callers of the throughput figures")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "length of each timed phase (default 3s)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "bound of each ingest or rebuild phase (default 60s)")
+	fs.DurationVar(&cfg.Producer.Linger, "linger", 0, "producer linger of the ingest phases (default: the client's)")
+	fs.IntVar(&cfg.Producer.MaxBatch, "max-batch", 0, "producer batch size of the ingest phases (default: the client's)")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "run against this NATS server (JetStream enabled) instead of an embedded one")
 	fs.StringVar(&durability, "durability", string(ledger.SyncPeriodic), "embedded server fsync: periodic or always")
 	fs.StringVar(&cfg.DataDir, "data", "", "data directory (default: a temporary directory, removed afterwards)")
