@@ -453,22 +453,18 @@ func (s *Service) check(ctx context.Context, _ api.Encoding, data []byte) (any, 
 	return reply, err
 }
 
-// CheckReplyOf turns limit statuses into a check reply: denied by the first
-// exceeded hard limit (the one that resets last, since waiting for an earlier
-// one would not be enough).
+// CheckReplyOf turns limit statuses into a check reply, denied when consume
+// or reserve would refuse the same call.
 func CheckReplyOf(sts []projections.LimitStatus, now time.Time) api.CheckReply {
 	reply := api.CheckReply{Allowed: true, Limits: make([]api.LimitStatus, 0, len(sts))}
-	var worst *projections.LimitStatus
 	for i := range sts {
 		st := &sts[i]
 		reply.Limits = append(reply.Limits, LimitStatusOf(st, now))
 		if st.Warning {
 			reply.Warning = true
 		}
-		if st.Exceeded && !st.Soft && (worst == nil || st.ResetsAt.After(worst.ResetsAt)) {
-			worst = st
-		}
 	}
+	worst := worstExceeded(sts) // the same rule as consume and reserve
 	if worst != nil {
 		e := ExceededError(worst, now)
 		reply.Allowed = false
