@@ -253,6 +253,9 @@ func (p *Projector) Apply(msgs []Message) error {
 		c.Tenants = append(c.Tenants, t)
 	}
 	if err := p.store.Write(c); err != nil {
+		// The cached states already hold this batch: forget them, so that
+		// whoever retries folds from what the store has.
+		p.tenants = map[string]*Tenant{}
 		return fmt.Errorf("commit through sequence %d: %w", last, err)
 	}
 	p.applied.Store(last)
