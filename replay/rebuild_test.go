@@ -23,7 +23,7 @@ func TestRebuildMatchesLive(t *testing.T) {
 	_, js := rt.Stream(t)
 	const seed = 20260115
 	t.Logf("seed %d", seed)
-	bs := rt.Generate(rt.GenOptions{Seed: seed, Events: 100_000, Tenants: 24, Start: time.Date(2026, 1, 15, 20, 0, 0, 0, time.UTC)})
+	bs := rt.Generate(rt.GenOptions{Seed: seed, Events: 100_000, Tenants: 24, Start: time.Date(2026, 3, 28, 20, 0, 0, 0, time.UTC), TZ: "Europe/Berlin"}) // across the DST change
 	n := rt.CountEvents(bs)
 	t.Logf("%d events in %d messages", n, len(bs))
 	lv := rt.StartLive(t, js, "")

@@ -173,9 +173,7 @@ type GenOptions struct {
 	Events  int
 	Tenants int
 	Start   time.Time
-	// TZ is the zone of the daily token limit ("" for UTC). Each event it
-	// applies to loads the zone again (events.Window.Location), which is
-	// slow: the large tests leave it empty.
+	// TZ is the zone of the daily token limit ("" for UTC).
 	TZ string
 }
 
