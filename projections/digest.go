@@ -22,6 +22,7 @@ const (
 	EntryCounter           // a windowed counter (int64)
 	EntryTotal             // a tenant's all-time total of a metric (int64)
 	EntrySeen              // an applied event ID -> the sequence that applied it
+	EntryExpiry            // an open reservation by expiry time (Int: Unix ns; ID: the reservation)
 )
 
 func (k EntryKind) String() string {
@@ -36,6 +37,8 @@ func (k EntryKind) String() string {
 		return "total"
 	case EntrySeen:
 		return "seen"
+	case EntryExpiry:
+		return "expiry"
 	}
 	return "unknown"
 }
@@ -49,7 +52,7 @@ type Entry struct {
 	Tenant  string        // tenant, counter, total, seen
 	Counter CounterKey    // counter
 	Metric  events.Metric // total
-	ID      string        // seen: the event ID
+	ID      string        // seen: the event ID; expiry: the reservation
 	// Int is the integer value of applied, counter, total and seen entries.
 	Int int64
 }
@@ -82,6 +85,17 @@ func ParseEntry(key, value []byte) Entry {
 		} else {
 			e.Kind, e.ID = EntrySeen, string(rest[i+1:])
 		}
+	case prefixExpiry:
+		// x <expires at:8> <tenant> 0 <reservation>
+		if len(rest) < 8+1+1+1 {
+			return e
+		}
+		i := bytes.IndexByte(rest[8:], 0)
+		if i <= 0 {
+			return e
+		}
+		e.Kind, e.Int = EntryExpiry, decodeBucket(rest[:8])
+		e.Tenant, e.ID = string(rest[8:8+i]), string(rest[8+i+1:])
 	case prefixCounter:
 		k, ok := parseCounterKey(rest)
 		if ok && len(value) == 8 {

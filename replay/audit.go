@@ -425,7 +425,7 @@ func describe(we *projections.Entry, wv []byte, ge *projections.Entry, gv []byte
 	d := Difference{Tenant: e.Tenant, Kind: e.Kind.String(), Check: "state", Recomputed: "absent", Live: "absent"}
 	show := func(x *projections.Entry, v []byte) string {
 		switch x.Kind {
-		case projections.EntryTenant:
+		case projections.EntryTenant, projections.EntryExpiry:
 			return "present"
 		case projections.EntryUnknown:
 			return fmt.Sprintf("%x", v)
@@ -451,6 +451,8 @@ func describe(we *projections.Entry, wv []byte, ge *projections.Entry, gv []byte
 		d.Key = "metric=" + string(e.Metric)
 	case projections.EntrySeen:
 		d.Key = "id=" + e.ID
+	case projections.EntryExpiry:
+		d.Key = fmt.Sprintf("reservation=%s expires=%s", e.ID, time.Unix(0, e.Int).UTC().Format(time.RFC3339Nano))
 	case projections.EntryApplied:
 		d.Key = "applied_seq"
 	case projections.EntryTenant:

@@ -29,9 +29,9 @@ import (
 //   - every other entry (applied sequence, seen event IDs, keys this code
 //     does not know) is taken byte for byte.
 //
-// Each entry enters as kind, uvarint length and bytes of the key, uvarint
-// length and bytes of the normalised value. Per-kind digests say where two
-// stores differ.
+// Each entry enters as the uvarint length and bytes of its key, then the
+// uvarint length and bytes of its normalised value. Per-kind digests say
+// where two stores differ.
 type Digest struct {
 	Sum     string            `json:"digest"`
 	Applied uint64            `json:"applied_seq"`
@@ -62,7 +62,7 @@ func DigestStore(s *projections.Store) (*Digest, error) {
 		if e.Kind == projections.EntryApplied {
 			d.Applied = uint64(e.Int)
 		}
-		buf = appendEntry(buf[:0], e.Kind, e.Key, v)
+		buf = appendEntry(buf[:0], e.Key, v)
 		all.Write(buf)
 		h := d.kinds[e.Kind]
 		if h == nil {
@@ -83,8 +83,7 @@ func DigestStore(s *projections.Store) (*Digest, error) {
 	return d, nil
 }
 
-func appendEntry(b []byte, kind projections.EntryKind, key, value []byte) []byte {
-	b = append(b, byte(kind))
+func appendEntry(b []byte, key, value []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(key)))
 	b = append(b, key...)
 	b = binary.AppendUvarint(b, uint64(len(value)))

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -95,6 +96,17 @@ func TestDigestIgnoresZeroCounters(t *testing.T) {
 	}
 	e := projections.ParseEntry(k, binary.BigEndian.AppendUint64(nil, 1))
 	if e.Kind != projections.EntryCounter || e.Counter.Tenant != "acme" || e.Counter.Split != "ana" || e.Counter.Bucket != 120 || !e.Counter.Reserved || e.Counter.Limit != "tokens|sliding:60" {
+		t.Fatalf("parsed %+v", e)
+	}
+}
+
+// Expiry entries name their tenant and reservation.
+func TestParseExpiryEntry(t *testing.T) {
+	at := time.Date(2026, 3, 29, 1, 30, 0, 5, time.UTC)
+	key := append([]byte{'x'}, binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano())^(1<<63))...)
+	key = append(append(append(key, "acme"...), 0), "r-1"...)
+	e := projections.ParseEntry(key, nil)
+	if e.Kind != projections.EntryExpiry || e.Tenant != "acme" || e.ID != "r-1" || e.Int != at.UnixNano() {
 		t.Fatalf("parsed %+v", e)
 	}
 }
