@@ -389,7 +389,7 @@ func (w Window) Length() time.Duration {
 
 // Location is the window's time zone (UTC when unset or unknown).
 func (w Window) Location() *time.Location {
-	if w.TZ == "" {
+	if w.TZ == "" || w.TZ == "UTC" { // what LoadLocation returns for both
 		return time.UTC
 	}
 	if loc, ok := locations.Load(w.TZ); ok {

@@ -26,7 +26,7 @@ func TestHandlerErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	s := &Service{opts: ServiceOptions{}.withDefaults()}
+	s := &Service{opts: ServiceOptions{}.withDefaults(), nc: nc}
 	s.sem = make(chan struct{}, 4)
 	svc, err := micro.AddService(nc, micro.Config{Name: "errors", Version: "0.0.1"})
 	if err != nil {

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -61,6 +62,7 @@ type Service struct {
 	proj *projections.Projector
 	svc  micro.Service
 	dec  *decider
+	nc   *nats.Conn
 	sem  chan struct{}
 	wg   sync.WaitGroup
 	ids  *nuid.NUID
@@ -70,7 +72,7 @@ type Service struct {
 // app (nil for a read-only service); reads come from proj.
 func StartService(nc *nats.Conn, app *Appender, proj *projections.Projector, opts ServiceOptions) (*Service, error) {
 	opts = opts.withDefaults()
-	s := &Service{opts: opts, app: app, proj: proj, sem: make(chan struct{}, opts.MaxInFlight), ids: nuid.New()}
+	s := &Service{opts: opts, app: app, proj: proj, nc: nc, sem: make(chan struct{}, opts.MaxInFlight), ids: nuid.New()}
 	if app != nil {
 		st, err := app.js.Stream(context.Background(), events.StreamName)
 		if err != nil {
@@ -127,7 +129,11 @@ func StartService(nc *nats.Conn, app *Appender, proj *projections.Projector, opt
 		if ep.write && opts.ReadOnly {
 			continue
 		}
-		if err := svc.AddEndpoint(ep.name, s.handler(ep.h), micro.WithEndpointSubject(ep.subject)); err != nil {
+		h := s.readHandler(ep.h)
+		if ep.write {
+			h = s.handler(ep.h)
+		}
+		if err := svc.AddEndpoint(ep.name, h, micro.WithEndpointSubject(ep.subject)); err != nil {
 			svc.Stop()
 			return nil, fmt.Errorf("add endpoint %s: %w", ep.name, err)
 		}
@@ -150,9 +156,14 @@ func (s *Service) Stop() error {
 	return err
 }
 
-// handler adapts a typed handler: it runs each request on its own goroutine
-// (bounded), so one slow append never holds up other callers, and encodes
-// the reply or the typed error in the request's encoding.
+// handler adapts a typed handler and encodes the reply or the typed error in
+// the request's encoding. Reads run on the endpoint's own goroutine: they
+// never block, so this saves a goroutine, its stack growth and a wake-up per
+// request (a read that would have to wait for the projection says so with
+// errWouldWait and is run again like a write). Writes run each on a goroutine
+// of their own (bounded), so one slow append never holds up other callers;
+// their replies are published on the service's connection, not through the
+// micro request, whose state micro reads once the handler returns.
 func (s *Service) handler(h func(context.Context, api.Encoding, []byte) (any, error)) micro.HandlerFunc {
 	return func(req micro.Request) {
 		s.sem <- struct{}{}
@@ -163,19 +174,51 @@ func (s *Service) handler(h func(context.Context, api.Encoding, []byte) (any, er
 			ctx, cancel := context.WithTimeout(context.Background(), s.opts.WaitTimeout)
 			defer cancel()
 			reply, err := h(ctx, enc, req.Data())
-			if err != nil {
-				s.respondError(req, enc, err)
-				return
-			}
-			b, err := api.Encode(enc, reply)
-			if err != nil {
-				s.respondError(req, enc, err)
-				return
-			}
-			if err := req.Respond(b); err != nil {
-				s.opts.Logger.Debug("respond", "err", err)
-			}
+			s.respond(req, enc, reply, err, false)
 		}()
+	}
+}
+
+// readHandler is handler for reads: see handler.
+func (s *Service) readHandler(h func(context.Context, api.Encoding, []byte) (any, error)) micro.HandlerFunc {
+	async := s.handler(h)
+	return func(req micro.Request) {
+		enc := api.Detect(req.Data())
+		reply, err := h(inlineCtx, enc, req.Data())
+		if errors.Is(err, errWouldWait) {
+			async(req)
+			return
+		}
+		s.respond(req, enc, reply, err, true)
+	}
+}
+
+// inlineCtx marks a read run on the endpoint's goroutine, where waiting is
+// not allowed: see handler.
+var inlineCtx = context.WithValue(context.Background(), inlineKey{}, true)
+
+type inlineKey struct{}
+
+var errWouldWait = errors.New("the read has to wait for the projection")
+
+// respond sends the reply, or the error with its micro status. sync says
+// the handler has not returned yet, so the micro request may be used.
+func (s *Service) respond(req micro.Request, enc api.Encoding, reply any, err error, sync bool) {
+	var b []byte
+	if err == nil {
+		b, err = api.Encode(enc, reply)
+	}
+	if err != nil {
+		s.respondError(req, enc, err, sync)
+		return
+	}
+	if sync {
+		err = req.Respond(b)
+	} else {
+		err = s.nc.Publish(req.Reply(), b)
+	}
+	if err != nil {
+		s.opts.Logger.Debug("respond", "err", err)
 	}
 }
 
@@ -198,7 +241,7 @@ func statusOf(c events.Code) string {
 	return "500"
 }
 
-func (s *Service) respondError(req micro.Request, enc api.Encoding, err error) {
+func (s *Service) respondError(req micro.Request, enc api.Encoding, err error, sync bool) {
 	e := events.AsError(err)
 	if e.Code == events.CodeInternal {
 		s.opts.Logger.Error("request failed", "subject", req.Subject(), "err", err)
@@ -207,7 +250,15 @@ func (s *Service) respondError(req micro.Request, enc api.Encoding, err error) {
 	if mErr != nil {
 		b = nil
 	}
-	if err := req.Error(statusOf(e.Code), e.Message, b); err != nil {
+	if sync {
+		err = req.Error(statusOf(e.Code), e.Message, b)
+	} else {
+		// What req.Error sends, without touching the micro request.
+		err = s.nc.PublishMsg(&nats.Msg{Subject: req.Reply(), Data: b, Header: nats.Header{
+			micro.ErrorHeader: []string{e.Message}, micro.ErrorCodeHeader: []string{statusOf(e.Code)},
+		}})
+	}
+	if err != nil {
 		s.opts.Logger.Debug("respond error", "err", err)
 	}
 }
@@ -226,6 +277,9 @@ func requireTenant(t string) error {
 func (s *Service) waitApplied(ctx context.Context, seq uint64) error {
 	if seq == 0 || s.proj.Applied() >= seq {
 		return nil
+	}
+	if ctx == inlineCtx {
+		return errWouldWait
 	}
 	if err := s.proj.WaitApplied(ctx, seq); err != nil {
 		return &events.Error{Code: events.CodeUnavailable, Message: fmt.Sprintf("projection has not reached sequence %d yet", seq), Details: map[string]any{"applied_seq": s.proj.Applied(), "after_seq": seq}, Suggestion: "retry shortly"}
