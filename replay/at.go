@@ -9,7 +9,9 @@ import (
 	"sort"
 	"time"
 
+	"github.com/ledgerworks/ledger/api"
 	"github.com/ledgerworks/ledger/events"
+	"github.com/ledgerworks/ledger/ledger"
 	"github.com/ledgerworks/ledger/projections"
 )
 
@@ -40,34 +42,49 @@ type Check struct {
 	Request events.Amounts    `json:"request,omitempty"`
 }
 
-// Decision is what a check answers from limit statuses: denied by an
-// exceeded hard limit (the one that resets last, since waiting for an
-// earlier one would not be enough), warned by any limit past its threshold.
-type Decision struct {
-	Allowed bool `json:"allowed"`
-	Warning bool `json:"warning,omitempty"`
-	// Denied is the limit that denies (nil when allowed).
-	Denied   *projections.LimitStatus  `json:"denied,omitempty"`
-	Statuses []projections.LimitStatus `json:"limits"`
-}
-
-// Decide evaluates statuses the way the service's check does.
-func Decide(sts []projections.LimitStatus) Decision {
-	d := Decision{Allowed: true, Statuses: sts}
-	if d.Statuses == nil {
-		d.Statuses = []projections.LimitStatus{}
-	}
-	for i := range sts {
-		st := &sts[i]
-		if st.Warning {
-			d.Warning = true
-		}
-		if st.Exceeded && !st.Soft && (d.Denied == nil || st.ResetsAt.After(d.Denied.ResetsAt)) {
-			d.Denied = st
+// CheckReply is what the ledger's check endpoint answers for a call on a
+// tenant's state at now, in its wire form (api.CheckReply): the same steps as
+// the service, in the same order. A project the tenant has no plan for is
+// refused (unknown_project); otherwise the limits are evaluated with
+// projections.Statuses (the call would take a concurrency permit, as a check
+// assumes) and turned into a reply by ledger.CheckReplyOf, the service's own
+// rule; a standing retry signal whose key the call's dimensions contain
+// then refuses the call (retry_later).
+func CheckReply(t *projections.Tenant, c projections.Counters, ch Check, now time.Time) api.CheckReply {
+	if p := ch.Dims[events.DimProject]; p != "" && len(t.Plans) > 0 {
+		_, known := t.Plans[p]
+		_, all := t.Plans[""]
+		if !known && !all {
+			return api.CheckReply{Code: events.CodeNotFound, Reason: "unknown_project",
+				Message: fmt.Sprintf("tenant %s has no project %q", t.Name, p), Limits: []api.LimitStatus{}}
 		}
 	}
-	d.Allowed = d.Denied == nil
-	return d
+	sts := projections.Statuses(t, c, projections.Call{Dims: ch.Dims, Groups: ch.Groups, Request: ch.Request, Permit: true}, now)
+	reply := ledger.CheckReplyOf(sts, now)
+	var until time.Time
+	for _, r := range t.Retries {
+		if !r.Signal.RetryUntil.After(now) || !r.Signal.RetryUntil.After(until) {
+			continue
+		}
+		match := true
+		for name, val := range r.Key {
+			if ch.Dims[name] != val {
+				match = false
+				break
+			}
+		}
+		if match {
+			until = r.Signal.RetryUntil
+		}
+	}
+	if !until.IsZero() {
+		u := until.UTC()
+		reply.Allowed, reply.Code, reply.Reason = false, events.CodeRetryLater, "retry_later"
+		reply.Message = fmt.Sprintf("upstream asked to retry after %s (%s)", u.Format(time.RFC3339), ledger.Humanize(until.Sub(now)))
+		reply.RetryAfter = int64((until.Sub(now) + time.Second - 1) / time.Second)
+		reply.RetryUntil = &u
+	}
+	return reply
 }
 
 // Snapshot is one tenant's state at a point of the history.
@@ -86,17 +103,17 @@ type Snapshot struct {
 	Checks       []AtCheck `json:"checks"`
 }
 
-// AtCheck is one check and what it would have answered.
+// AtCheck is one check and what the ledger's check would have answered.
 type AtCheck struct {
 	Check
-	Decision
+	Reply api.CheckReply `json:"reply"`
 }
 
 // At folds the stream up to a point (a sequence or a time) into a temporary
 // projection and reports a tenant's usage and what each check would have
-// answered there. The projection is the projector's own (Fold), so the
-// answer is the one the live check gave when its projection stood there
-// and its clock read Now.
+// answered there (CheckReply). The projection is the projector's own (Fold),
+// so the answer is the one the live check gave when its projection stood
+// there and its clock read Now.
 func At(ctx context.Context, src Source, tenant string, checks []Check, o AtOptions) (*Snapshot, error) {
 	if !events.ValidTenant(tenant) {
 		return nil, fmt.Errorf("at: tenant %q", tenant)
@@ -164,8 +181,9 @@ func At(ctx context.Context, src Source, tenant string, checks []Check, o AtOpti
 		snap.Reservations = sortedKeys(t.Reservations)
 		snap.Workflows = sortedKeys(t.Workflows)
 		for _, ch := range checks {
-			sts := projections.Statuses(t, c, projections.Call{Dims: ch.Dims, Groups: ch.Groups, Request: ch.Request}, snap.Now)
-			snap.Checks = append(snap.Checks, AtCheck{Check: ch, Decision: Decide(sts)})
+			reply := CheckReply(t, c, ch, snap.Now)
+			reply.AppliedSeq = snap.Seq
+			snap.Checks = append(snap.Checks, AtCheck{Check: ch, Reply: reply})
 		}
 		return nil
 	})

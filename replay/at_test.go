@@ -2,68 +2,104 @@ package replay_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/client"
 	"github.com/ledgerworks/ledger/events"
+	"github.com/ledgerworks/ledger/internal/ledgertest"
+	"github.com/ledgerworks/ledger/ledger"
 	"github.com/ledgerworks/ledger/projections"
 	"github.com/ledgerworks/ledger/replay"
 	rt "github.com/ledgerworks/ledger/replay/replaytest"
 )
 
-// What a live check answered when the stream stood at sequence S (recorded
-// during the test, right after the live projector applied S, with a fixed
-// clock) is what At answers for S afterwards, for every tenant and call; and
-// the totals agree. At a time T, At stands at the last message stored by T.
+// What the live check answered when the stream stood at sequence S is what
+// At answers for S afterwards, for every tenant and call, and so are the
+// totals. The live answers are recorded during the test, right after the
+// ledger's projector applied S, with the service's clock fixed: the check
+// endpoint's reply itself, and projections.Statuses on the projector's View.
+// At a time T, At stands at the last message the stream stored by T.
 func TestAtMatchesLiveAnswers(t *testing.T) {
 	ctx := rt.Ctx(t, 90*time.Second)
-	_, js := rt.Stream(t)
+	var clock atomic.Pointer[time.Time]
+	// The expiry sweep is held off (its first tick is an hour away), so the
+	// stream holds only what the test appends.
+	l := ledgertest.StartLedger(t, ledger.Config{ExpirySweep: time.Hour, Service: ledger.ServiceOptions{Now: func() time.Time { return *clock.Load() }}})
+	nc := ledgertest.Connect(t, l.ClientURL())
+	js := ledgertest.JetStream(t, nc)
+	c, err := client.New(nc, client.WithJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
 	bs := rt.Generate(rt.GenOptions{Seed: 42, Events: 3_000, Tenants: 3, Start: time.Date(2026, 3, 28, 23, 50, 0, 0, time.UTC), TZ: "Europe/Berlin"})
-	lv := rt.StartLive(t, js, "")
 	calls := []replay.Check{
 		{Dims: events.Dimensions{"user": "ana", "model": "gpt-4o"}, Groups: []string{"staff"}, Request: events.Amounts{InputTokens: 1500, OutputTokens: 500, Requests: 1}},
 		{Dims: events.Dimensions{"user": "ben", "model": "gpt-4o", "operation": "embedding"}, Groups: []string{"staff"}, Request: events.Amounts{Tokens: 40_000, Requests: 1}},
 		{Dims: events.Dimensions{"user": "cai", "model": "llama"}},
+		{Dims: events.Dimensions{"user": "dee", "model": "claude", "location": "eu", "metric": "tokens"}, Request: events.Amounts{Tokens: 10}},
+		{Dims: events.Dimensions{"user": "eli", "model": "llama", "project": "p2"}},
 	}
 	type point struct {
 		seq     uint64
 		now     time.Time
-		answers map[string]string // tenant -> JSON of totals and decisions
+		answers map[string]string // tenant -> JSON of totals and replies
 	}
 	var points []point
-	const chunks = 5
-	for c := range chunks {
-		part := bs[c*len(bs)/chunks : (c+1)*len(bs)/chunks]
+	const chunks = 6
+	for ch := range chunks {
+		part := bs[ch*len(bs)/chunks : (ch+1)*len(bs)/chunks]
+		last := part[len(part)-1].Events[0].Time
+		// An upstream 429 for one tenant's claude calls, standing at this point.
+		tenant := fmt.Sprintf("t%02d", ch%3)
+		part = append(part, rt.Batch{Tenant: tenant, Class: events.ClassDecision, Events: []events.Event{events.New(fmt.Sprintf("429-%d", ch), tenant, last,
+			events.Dimensions{"model": "claude", "location": "eu"}, &events.RetrySignalled{RetryUntil: last.Add(5 * time.Minute), RetryDelay: "300s"})}})
 		seqs := rt.AppendAll(t, js, part)
 		s := seqs[len(seqs)-1]
-		lv.Wait(t, s)
-		now := part[len(part)-1].Events[0].Time.Add(time.Second) // a fixed clock for this point
+		if err := l.Projector().WaitApplied(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		now := last.Add(time.Second) // the clock at this point
+		clock.Store(&now)
 		pt := point{seq: s, now: now, answers: map[string]string{}}
 		for _, tenant := range []string{"t00", "t01", "t02"} {
 			var snap replay.Snapshot
-			err := lv.P.View(tenant, func(tn *projections.Tenant, cs projections.Counters, applied uint64) error {
-				if applied != s {
-					t.Fatalf("live projection at %d, want %d", applied, s)
+			for _, call := range calls {
+				reply, err := c.Check(ctx, api.CheckRequest{Tenant: tenant, Dims: call.Dims, Groups: call.Groups, Request: call.Request, AfterSeq: s})
+				if err != nil {
+					t.Fatal(err)
 				}
-				for _, ch := range calls {
-					sts := projections.Statuses(tn, cs, projections.Call{Dims: ch.Dims, Groups: ch.Groups, Request: ch.Request}, now)
-					snap.Checks = append(snap.Checks, replay.AtCheck{Check: ch, Decision: replay.Decide(sts)})
+				if reply.AppliedSeq != s {
+					t.Fatalf("live check at %d, want %d", reply.AppliedSeq, s)
 				}
-				return nil
-			})
+				// The same limits straight from the projector's state.
+				err = l.Projector().View(tenant, func(tn *projections.Tenant, cs projections.Counters, applied uint64) error {
+					sts := projections.Statuses(tn, cs, projections.Call{Dims: call.Dims, Groups: call.Groups, Request: call.Request, Permit: true}, now)
+					if reply.Reason != "unknown_project" && (applied != s || mustJSON(t, ledger.CheckReplyOf(sts, now).Limits) != mustJSON(t, reply.Limits)) {
+						t.Fatalf("the projector's statuses at %d disagree with the check's reply", applied)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				snap.Checks = append(snap.Checks, replay.AtCheck{Check: call, Reply: *reply})
+			}
+			u, err := c.Usage(ctx, tenant, s)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if snap.Totals, _, err = lv.P.Totals(tenant); err != nil {
-				t.Fatal(err)
-			}
+			snap.Totals = u.Totals
 			pt.answers[tenant] = answerJSON(t, &snap)
 		}
 		points = append(points, pt)
 	}
 
 	src := rt.Source(t, js)
-	denied, allowed := 0, 0
+	reasons := map[string]int{}
 	for _, pt := range points {
 		for tenant, want := range pt.answers {
 			snap, err := replay.At(ctx, src, tenant, calls, replay.AtOptions{Seq: pt.seq, Now: pt.now, TempDir: t.TempDir()})
@@ -77,16 +113,15 @@ func TestAtMatchesLiveAnswers(t *testing.T) {
 				t.Fatalf("tenant %s at %d:\n got %s\nwant %s", tenant, pt.seq, got, want)
 			}
 			for _, c := range snap.Checks {
-				if c.Allowed {
-					allowed++
-				} else {
-					denied++
-				}
+				reasons[c.Reply.Reason]++
 			}
 		}
 	}
-	if denied == 0 || allowed == 0 {
-		t.Fatalf("the points should include both answers: %d allowed, %d denied", allowed, denied)
+	t.Logf("answers compared: %v", reasons)
+	for _, r := range []string{"", "exceeds_limit", "retry_later", "unknown_project"} {
+		if reasons[r] == 0 {
+			t.Errorf("no answer %q among the points: %v", r, reasons)
+		}
 	}
 
 	// By time: the stream timestamp of a point's last message.
@@ -112,15 +147,26 @@ func TestAtMatchesLiveAnswers(t *testing.T) {
 	}
 }
 
-// answerJSON is what is compared: totals and every check's decision.
-func answerJSON(t *testing.T, s *replay.Snapshot) string {
+func mustJSON(t *testing.T, v any) string {
 	t.Helper()
-	b, err := json.Marshal(struct {
-		Totals map[events.Metric]int64
-		Checks []replay.AtCheck
-	}{s.Totals, s.Checks})
+	b, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// answerJSON is what is compared: totals and every check's reply.
+func answerJSON(t *testing.T, s *replay.Snapshot) string {
+	t.Helper()
+	tot := map[events.Metric]int64{}
+	for m, n := range s.Totals {
+		if n != 0 {
+			tot[m] = n
+		}
+	}
+	return mustJSON(t, struct {
+		Totals map[events.Metric]int64
+		Checks []replay.AtCheck
+	}{tot, s.Checks})
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ledgerworks/ledger/events"
+	"github.com/ledgerworks/ledger/ledger"
 	"github.com/ledgerworks/ledger/projections"
 )
 
@@ -141,7 +142,7 @@ type WhatIfReport struct {
 }
 
 // WhatIfRule states how calls are judged.
-const WhatIfRule = "events whose own time t has from <= t < to are judged at t against the proposed quotas, which replace every recorded quota.set and quota.deleted of the tenant from the start of the stream: usage recorded and reservations created are denied by an exceeded hard limit on any metric but workflows; workflows begun by an exceeded hard workflows limit; workflow steps past a hard quota's max_steps. Warnings: a limit whose used+reserved reached the quota's warn_percent because of an event of the period"
+const WhatIfRule = "events whose own time t has from <= t < to are judged at t against the proposed quotas, which replace every recorded quota.set and quota.deleted of the tenant from the start of the stream, by the ledger's own rule (ledger.Refuses): usage recorded as a consume of its amounts, a reservation created as a reserve of its estimate (taking a permit), a workflow begun as one more workflow, a workflow step once the workflow has used the smallest max_steps of its quotas. Warnings: a limit whose used+reserved reached the quota's warn_percent because of an event of the period"
 
 type whatIfTenant struct {
 	t        *projections.Tenant
@@ -250,14 +251,14 @@ func (wt *whatIfTenant) step(r *Record, counters *memCounters, judge, countDenie
 		call = &projections.Call{Dims: ev.Dims, Groups: ev.Groups}
 	case *events.ReservationCreated:
 		if _, open := wt.t.Reservations[p.Reservation]; !open {
-			call, kind, subject = &projections.Call{Dims: ev.Dims, Groups: ev.Groups, Request: p.Estimate}, "reservation", p.Reservation
+			call, kind, subject = &projections.Call{Dims: ev.Dims, Groups: ev.Groups, Request: p.Estimate, Permit: true}, "reservation", p.Reservation
 		}
 	case *events.ReservationReconciled:
 		if res, open := wt.t.Reservations[p.Reservation]; open {
 			call = &projections.Call{Dims: res.Dims, Groups: res.Groups}
 		}
 	case *events.WorkflowBegun:
-		call, kind, subject = &projections.Call{Dims: ev.Dims, Groups: ev.Groups}, "workflow", p.Workflow
+		call, kind, subject = &projections.Call{Dims: ev.Dims, Groups: ev.Groups, Workflows: 1}, "workflow", p.Workflow
 	case *events.WorkflowStepped:
 		if w := wt.t.Workflows[p.Workflow]; w != nil && judge {
 			if wt.judgeStep(r, w, p, loc) && !countDenied {
@@ -311,24 +312,20 @@ func statusKey(st *projections.LimitStatus) string {
 	return st.Quota + "\x00" + st.Split + "\x00" + string(st.Limit.Metric) + "\x00" + string(st.Limit.Window.Kind) + "\x00" + st.Limit.Window.Unit + "\x00" + strconv.FormatInt(st.Limit.Window.Seconds, 10) + "\x00" + st.Limit.Window.TZ
 }
 
-// judge records a denial per quota whose hard limits deny the call.
+// judge records a denial under every quota with a limit that refuses the
+// call, by the rule the ledger's own decisions use (ledger.Refuses: an
+// exceeded hard limit; a full workflows or named-action limit refuses only
+// a call that would add to it).
 func (wt *whatIfTenant) judge(r *Record, kind, subject string, sts []projections.LimitStatus, loc *time.Location) bool {
 	hits := map[string][]Hit{}
 	split := map[string]string{}
 	for i := range sts {
 		st := &sts[i]
-		if !st.Exceeded || st.Soft {
+		if !ledger.Refuses(st) {
 			continue
 		}
-		isWorkflow := st.Limit.Metric == events.MetricWorkflows
-		if (kind == "workflow") != isWorkflow || st.Limit.Metric == events.MetricSteps {
-			continue
-		}
-		h := Hit{Metric: st.Limit.Metric, Window: st.Limit.Window, Max: st.Limit.Max, Used: st.Used, Reserved: st.Reserved, Requested: st.Requested}
-		if isWorkflow {
-			h.Requested = 1 // a workflow that begins asks for one
-		}
-		hits[st.Quota] = append(hits[st.Quota], h)
+		hits[st.Quota] = append(hits[st.Quota], Hit{Metric: st.Limit.Metric, Window: st.Limit.Window, Max: st.Limit.Max,
+			Used: st.Used, Reserved: st.Reserved, Requested: st.Requested})
 		split[st.Quota] = st.Split
 	}
 	for q, hs := range hits {
@@ -347,16 +344,24 @@ func (wt *whatIfTenant) judge(r *Record, kind, subject string, sts []projections
 	return len(hits) > 0
 }
 
-// judgeStep denies a step past max_steps of a hard quota matching the
-// workflow.
+// judgeStep denies a step once the workflow has used the smallest
+// max_steps of the quotas matching it, as the ledger's step decision does,
+// under each quota with that max_steps.
 func (wt *whatIfTenant) judgeStep(r *Record, w *projections.Workflow, p *events.WorkflowStepped, loc *time.Location) bool {
+	var limit int64
+	for _, id := range wt.t.QuotaIDs() {
+		q := &wt.t.Quotas[id].Quota
+		if q.MaxSteps > 0 && q.Matches(w.Dims, w.Groups) && (limit == 0 || q.MaxSteps < limit) {
+			limit = q.MaxSteps
+		}
+	}
+	if limit == 0 || w.Steps < limit {
+		return false
+	}
 	denied := false
 	for _, id := range wt.t.QuotaIDs() {
 		q := &wt.t.Quotas[id].Quota
-		if q.MaxSteps <= 0 || q.IsSoft() || !q.Matches(w.Dims, w.Groups) {
-			continue
-		}
-		if w.Steps+1 > q.MaxSteps {
+		if q.MaxSteps == limit && q.Matches(w.Dims, w.Groups) {
 			out := wt.outcomes[id]
 			out.Denials = append(out.Denials, Denial{Seq: r.Seq, Index: r.Index, ID: r.Event.ID, Type: r.Event.Type,
 				Time: r.Event.Time.In(loc).Format(time.RFC3339Nano), Split: q.SplitKey(w.Dims), Subject: p.Workflow,

@@ -34,10 +34,11 @@ func outcome(rep *replay.WhatIfReport) map[string][]string {
 // Denied calls do not happen (the default):
 //   - tokens-day (1000/day per user): e0 puts ana at 300 before the period;
 //     e1 -> 700, e2 -> 900 (90% >= 80%: warning), e3 asks 200 -> 1100:
-//     denied; e4 asks 100 -> 1000: allowed. ben's reservation e5 holds 1200
+//     denied; e4 asks 50 -> 950: allowed. ben's reservation e5 holds 1200
 //     -> denied, so its reconciliation e6 settles nothing; e7 -> 300. Next
 //     day ana e16 -> 600, e17 -> 900 (warning again: x2); e19 corrects the
-//     denied e3 and is left out; e20 -> 960: allowed.
+//     denied e3 and is left out; e20 -> 960: allowed. A workflow that begins
+//     asks for no tokens: at 950 of 1000 ana may begin w1 (e8).
 //   - wf (1 workflow/day, 2 steps): w1 begins (e8, 100%: warning), steps
 //     e9, e10 allowed, e11 and e12 denied; w2 (e13) denied, so its step e14
 //     is nobody's; next day w3 (e18) allowed (warning x2).
@@ -46,9 +47,12 @@ func outcome(rep *replay.WhatIfReport) map[string][]string {
 //
 // Denied calls still count: ana is at 1100 after e3, so e4 is denied too;
 // ben's reservation holds 1200 (ben warned by e5) and is reconciled at 1100,
-// so e7 is denied; w1's third step counts, so e12 is denied at step 4; w2
-// begins (denied, counted), so its step e14 is allowed; the correction e19
-// counts, putting ana at 950 on day two, so e20 (1010) is denied.
+// so e7 is denied; ana's tokens are full (1150 of 1000), and a full limit
+// refuses even a call that asks for none of it, so w1 (e8) is denied by
+// tokens-day, as is w2 (e13, ben at 1400), which wf denies too; w1's third
+// step counts, so e12 is denied at step 4; w2 begins (denied, counted), so
+// its step e14 is allowed; the correction e19 counts, putting ana at 950 on
+// day two, so e20 (1010) is denied.
 func TestWhatIf(t *testing.T) {
 	ctx := rt.Ctx(t, 60*time.Second)
 	_, js := rt.Stream(t)
@@ -87,7 +91,7 @@ func TestWhatIf(t *testing.T) {
 	}
 	want = map[string][]string{
 		"soft-req":   {"warn ana by e1 x3", "warn ben by e5 x1"},
-		"tokens-day": {"deny e3", "deny e4", "deny e5", "deny e7", "deny e20", "warn ana by e2 x2", "warn ben by e5 x1"},
+		"tokens-day": {"deny e3", "deny e4", "deny e5", "deny e7", "deny e8", "deny e13", "deny e20", "warn ana by e2 x2", "warn ben by e5 x1"},
 		"wf":         {"deny e11", "deny e12", "deny e13", "warn  by e8 x2"},
 	}
 	if got := outcome(rep); !reflect.DeepEqual(got, want) {

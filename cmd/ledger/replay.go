@@ -228,8 +228,11 @@ func atCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "totals: %s\nquotas: %s\nopen reservations: %d, active workflows: %d\n", pairsOf(snap.Totals), strings.Join(snap.Quotas, ", "), len(snap.Reservations), len(snap.Workflows))
 	for _, c := range snap.Checks {
 		verdict := "allowed"
-		if !c.Allowed {
-			verdict = fmt.Sprintf("denied by %s %s (%d+%d+%d > %d)", c.Denied.Quota, c.Denied.Limit.Metric, c.Denied.Used, c.Denied.Reserved, c.Denied.Requested, c.Denied.Limit.Max)
+		if !c.Reply.Allowed {
+			verdict = fmt.Sprintf("denied, %s (%s): %s", c.Reply.Code, c.Reply.Reason, c.Reply.Message)
+		}
+		if c.Reply.Warning {
+			verdict += ", warning"
 		}
 		b, _ := json.Marshal(c.Check)
 		fmt.Fprintf(stdout, "check %s: %s\n", b, verdict)

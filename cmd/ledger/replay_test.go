@@ -178,7 +178,7 @@ func TestAtAndWhatIfCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &snap); err != nil {
 		t.Fatal(err)
 	}
-	if snap.Seq != 4 || snap.Totals[events.MetricTokens] != 900 || len(snap.Checks) != 1 || !snap.Checks[0].Allowed || snap.Checks[0].Statuses[0].Used != 900 {
+	if snap.Seq != 4 || snap.Totals[events.MetricTokens] != 900 || len(snap.Checks) != 1 || !snap.Checks[0].Reply.Allowed || snap.Checks[0].Reply.Limits[0].Used != 900 {
 		t.Fatalf("at 4: %s", out)
 	}
 	out, _, err = ledgerCmd(t, "at", "--nats-url", url, "--tenant", "acme", "--seq", "4", "--now", "2026-02-01T07:15:00Z", "--check", check, "--format", "text", "--progress", "off")
@@ -220,7 +220,7 @@ func TestAtAndWhatIfCommands(t *testing.T) {
 	}
 	out, _, err = ledgerCmd(t, "whatif", "--nats-url", url, "--quotas", prop, "--from", "2026-02-01T06:00:00Z", "--to", "2026-02-03", "--count-denied", "--format", "json", "--progress", "off")
 	var rep replay.WhatIfReport
-	if err != nil || json.Unmarshal([]byte(out), &rep) != nil || rep.Mode != replay.ModeDeniedStillCount || len(rep.Quotas) != 3 || len(rep.Quotas[1].Denials) != 5 {
+	if err != nil || json.Unmarshal([]byte(out), &rep) != nil || rep.Mode != replay.ModeDeniedStillCount || len(rep.Quotas) != 3 || len(rep.Quotas[1].Denials) != 7 {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	if _, _, err := ledgerCmd(t, "whatif", "--nats-url", url, "--quotas", filepath.Join(t.TempDir(), "none.json"), "--from", "2026-02-01", "--to", "2026-02-03"); err == nil {

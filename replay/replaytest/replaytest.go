@@ -511,7 +511,7 @@ func WhatIfFixture() []Batch {
 		u("e1", "2026-02-01T07:00:00Z", "ana", 400),
 		u("e2", "2026-02-01T07:10:00Z", "ana", 200),
 		u("e3", "2026-02-01T07:20:00Z", "ana", 200),
-		u("e4", "2026-02-01T07:30:00Z", "ana", 100),
+		u("e4", "2026-02-01T07:30:00Z", "ana", 50),
 		d("e5", "2026-02-01T08:00:00Z", Who("ben", "m"), &events.ReservationCreated{Reservation: "r1", Estimate: events.Amounts{Tokens: 1200, Requests: 1}, ExpiresAt: TS("2026-02-01T09:00:00Z")}),
 		d("e6", "2026-02-01T08:05:00Z", nil, &events.ReservationReconciled{Reservation: "r1", Actual: events.Amounts{Tokens: 1100, Requests: 1}}),
 		u("e7", "2026-02-01T08:10:00Z", "ben", 300),
