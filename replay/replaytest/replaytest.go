@@ -124,7 +124,7 @@ type Live struct {
 }
 
 // StartLive starts a projector folding the stream into dir (a new test
-// directory when empty) in batches of at most 512 messages.
+// directory when empty) in batches of at most 2048 messages.
 func StartLive(t testing.TB, js jetstream.JetStream, dir string) *Live {
 	t.Helper()
 	if dir == "" {
@@ -134,7 +134,7 @@ func StartLive(t testing.TB, js jetstream.JetStream, dir string) *Live {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := projections.NewProjector(js, store, projections.ProjectorOptions{MaxBatch: 512})
+	p, err := projections.NewProjector(js, store, projections.ProjectorOptions{MaxBatch: 2048})
 	if err != nil {
 		t.Fatal(err)
 	}
