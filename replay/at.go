@@ -144,6 +144,18 @@ func At(ctx context.Context, src Source, tenant string, checks []Check, o AtOpti
 		if o.Seq != 0 && info.Applied > o.Seq {
 			return nil, fmt.Errorf("at: checkpoint %s is at sequence %d, past %d", o.Checkpoint, info.Applied, o.Seq)
 		}
+		if o.Seq == 0 && info.Applied > 0 { // the checkpoint's last message must be stored by o.Time
+			var stored time.Time
+			if _, err := src.Read(ctx, Range{From: info.Applied, To: info.Applied}, func(b []Message) error {
+				stored = b[0].Time
+				return ErrStop
+			}); err != nil {
+				return nil, err
+			}
+			if stored.After(o.Time) {
+				return nil, fmt.Errorf("at: checkpoint %s is at sequence %d, stored %s, after %s", o.Checkpoint, info.Applied, stored.Format(time.RFC3339Nano), o.Time.Format(time.RFC3339Nano))
+			}
+		}
 	}
 	store, err := projections.OpenStore(dir, o.Store)
 	if err != nil {
@@ -162,13 +174,18 @@ func At(ctx context.Context, src Source, tenant string, checks []Check, o AtOpti
 	if err != nil {
 		return nil, err
 	}
-	if fr.Messages == 0 && o.Checkpoint != "" {
-		return nil, fmt.Errorf("at: the checkpoint is already past %s", o.Time.Format(time.RFC3339))
-	}
 	snap := &Snapshot{Seq: p.Applied(), SeqTime: fr.LastTime, Tenant: tenant, Now: o.Now}
+	if snap.SeqTime.IsZero() && snap.Seq > 0 { // nothing folded on top of a checkpoint
+		if _, err := src.Read(ctx, Range{From: snap.Seq, To: snap.Seq}, func(b []Message) error {
+			snap.SeqTime = b[0].Time
+			return ErrStop
+		}); err != nil {
+			return nil, err
+		}
+	}
 	if snap.Now.IsZero() {
 		if o.Seq != 0 {
-			snap.Now = fr.LastTime
+			snap.Now = snap.SeqTime
 		} else {
 			snap.Now = o.Time
 		}

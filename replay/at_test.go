@@ -3,6 +3,7 @@ package replay_test
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -141,6 +142,38 @@ func TestAtMatchesLiveAnswers(t *testing.T) {
 	if snap.Seq != pt.seq || answerJSON(t, snap) != pt.answers["t01"] {
 		t.Fatalf("at %s: stood at %d (want %d)\n got %s\nwant %s", at, snap.Seq, pt.seq, answerJSON(t, snap), pt.answers["t01"])
 	}
+	// From a checkpoint taken at an earlier point, by sequence and by time,
+	// including the checkpoint's own point (nothing left to fold).
+	dir := filepath.Join(t.TempDir(), "p")
+	if _, err := replay.Rebuild(ctx, src, replay.RebuildOptions{Dir: dir, Fold: replay.FoldOptions{Through: points[1].seq}}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := projections.OpenStore(dir, projections.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	_, err = replay.Checkpoint(store, ckpt, projections.StoreOptions{})
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pt := range []point{points[1], points[3]} {
+		snap, err := replay.At(ctx, src, "t02", calls, replay.AtOptions{Seq: pt.seq, Now: pt.now, Checkpoint: ckpt, TempDir: t.TempDir()})
+		if err != nil || snap.Seq != pt.seq || answerJSON(t, snap) != pt.answers["t02"] || !snap.SeqTime.Equal(mem.Messages[pt.seq-1].Time) {
+			t.Fatalf("from the checkpoint at %d: %v %+v", pt.seq, err, snap)
+		}
+	}
+	if snap, err := replay.At(ctx, src, "t02", calls, replay.AtOptions{Time: mem.Messages[points[3].seq-1].Time, Now: points[3].now, Checkpoint: ckpt, TempDir: t.TempDir()}); err != nil || answerJSON(t, snap) != points[3].answers["t02"] {
+		t.Fatalf("from the checkpoint by time: %v", err)
+	}
+	if _, err := replay.At(ctx, src, "t02", calls, replay.AtOptions{Seq: points[0].seq, Checkpoint: ckpt, TempDir: t.TempDir()}); err == nil {
+		t.Fatal("a checkpoint past the point was used")
+	}
+	if _, err := replay.At(ctx, src, "t02", calls, replay.AtOptions{Time: mem.Messages[points[0].seq-1].Time, Checkpoint: ckpt, TempDir: t.TempDir()}); err == nil {
+		t.Fatal("a checkpoint past the time was used")
+	}
+
 	// Without a clock of its own, At evaluates at that time.
 	if snap, err = replay.At(ctx, &mem, "t01", calls, replay.AtOptions{Time: at, TempDir: t.TempDir()}); err != nil || !snap.Now.Equal(at) {
 		t.Fatalf("default clock %v, want %v (%v)", snap.Now, at, err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"time"
@@ -112,7 +113,7 @@ func Audit(ctx context.Context, src Source, live *projections.Store, o AuditOpti
 			return nil, err
 		}
 		defer os.RemoveAll(tmp)
-		dir = tmp + "/projection"
+		dir = filepath.Join(tmp, "projection")
 	} else if _, err := os.Stat(dir); err == nil {
 		return nil, fmt.Errorf("audit: %s already exists", dir)
 	}
