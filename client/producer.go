@@ -150,13 +150,19 @@ func (p *Producer) Record(ctx context.Context, ev events.Event) error {
 	}
 	b.events = append(b.events, ev)
 	p.nOpen++
+	var err error
 	if len(b.events) >= p.opts.MaxBatch {
-		return p.sendLocked(ctx, ev.Tenant)
+		err = p.sendLocked(ctx, ev.Tenant)
+	} else if p.nOpen >= p.opts.MaxOpen {
+		err = p.sendAllLocked(ctx)
 	}
-	if p.nOpen >= p.opts.MaxOpen {
-		return p.sendAllLocked(ctx)
+	if err != nil && len(b.events) > 0 && p.open[ev.Tenant] == b {
+		// Not sent (no slot before ctx ended): the event is not queued.
+		// Everything queued before it stays in its open batch.
+		b.events = b.events[:len(b.events)-1]
+		p.nOpen--
 	}
-	return nil
+	return err
 }
 
 func (p *Producer) sendAllLocked(ctx context.Context) error {
@@ -172,25 +178,27 @@ func (p *Producer) sendAllLocked(ctx context.Context) error {
 // batches await acknowledgement: that is the producer's backpressure.
 func (p *Producer) sendLocked(ctx context.Context, tenant string) error {
 	b := p.open[tenant]
-	delete(p.open, tenant)
 	if b == nil || len(b.events) == 0 {
+		delete(p.open, tenant)
 		return nil
 	}
-	p.nOpen -= len(b.events)
 	data, err := events.EncodeBatch(b.events)
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg(events.Subject(tenant, events.ClassUsage))
-	msg.Data = data
-	s := &sent{msg: msg, id: events.BatchID(b.events), n: len(b.events)}
-	// Take an in-flight slot before publishing, so at most MaxInFlight
-	// batches are ever unacknowledged.
+	// Take an in-flight slot before the batch leaves its open slot, so at
+	// most MaxInFlight batches are ever unacknowledged and a Record that
+	// gives up waiting loses nothing that was queued.
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	delete(p.open, tenant)
+	p.nOpen -= len(b.events)
+	msg := nats.NewMsg(events.Subject(tenant, events.ClassUsage))
+	msg.Data = data
+	s := &sent{msg: msg, id: events.BatchID(b.events), n: len(b.events)}
 	s.future, err = p.js.PublishMsgAsync(msg, jetstream.WithMsgID(s.id))
 	if err != nil {
 		s.future = nil // the ack loop publishes it again synchronously
