@@ -273,6 +273,23 @@ func requireTenant(t string) error {
 	return nil
 }
 
+// decodeRead decodes a read request, checks its tenant and waits until the
+// projection covers its after_seq.
+func decodeRead[T any](ctx context.Context, s *Service, data []byte, key func(*T) (string, uint64)) (*T, error) {
+	req := new(T)
+	if err := api.Decode(data, req); err != nil {
+		return nil, err
+	}
+	tenant, after := key(req)
+	if err := requireTenant(tenant); err != nil {
+		return nil, err
+	}
+	if err := s.waitApplied(ctx, after); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
 // waitApplied makes a read see at least stream sequence seq.
 func (s *Service) waitApplied(ctx context.Context, seq uint64) error {
 	if seq == 0 || s.proj.Applied() >= seq {
@@ -354,11 +371,8 @@ func (s *Service) appendAndApply(ctx context.Context, tenant string, evs ...even
 }
 
 func (s *Service) quotaSet(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	var req api.QuotaSetRequest
-	if err := api.Decode(data, &req); err != nil {
-		return nil, err
-	}
-	if err := requireTenant(req.Tenant); err != nil {
+	req, err := decodeTenant(data, func(r *api.QuotaSetRequest) string { return r.Tenant })
+	if err != nil {
 		return nil, err
 	}
 	ev := s.adminEvent(req.Tenant, &events.QuotaSet{Quota: req.Quota})
@@ -378,14 +392,8 @@ func (s *Service) quotaSet(ctx context.Context, _ api.Encoding, data []byte) (an
 }
 
 func (s *Service) quotaDelete(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	var req api.QuotaRequest
-	if err := api.Decode(data, &req); err != nil {
-		return nil, err
-	}
-	if err := requireTenant(req.Tenant); err != nil {
-		return nil, err
-	}
-	if err := s.waitApplied(ctx, req.AfterSeq); err != nil {
+	req, err := decodeRead(ctx, s, data, func(r *api.QuotaRequest) (string, uint64) { return r.Tenant, r.AfterSeq })
+	if err != nil {
 		return nil, err
 	}
 	if _, err := s.readQuota(req.Tenant, req.ID); err != nil {
@@ -416,32 +424,20 @@ func (s *Service) readQuota(tenant, id string) (api.QuotaReply, error) {
 }
 
 func (s *Service) quotaGet(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	var req api.QuotaRequest
-	if err := api.Decode(data, &req); err != nil {
-		return nil, err
-	}
-	if err := requireTenant(req.Tenant); err != nil {
-		return nil, err
-	}
-	if err := s.waitApplied(ctx, req.AfterSeq); err != nil {
+	req, err := decodeRead(ctx, s, data, func(r *api.QuotaRequest) (string, uint64) { return r.Tenant, r.AfterSeq })
+	if err != nil {
 		return nil, err
 	}
 	return s.readQuota(req.Tenant, req.ID)
 }
 
 func (s *Service) quotaList(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	var req api.TenantRequest
-	if err := api.Decode(data, &req); err != nil {
-		return nil, err
-	}
-	if err := requireTenant(req.Tenant); err != nil {
-		return nil, err
-	}
-	if err := s.waitApplied(ctx, req.AfterSeq); err != nil {
+	req, err := decodeRead(ctx, s, data, func(r *api.TenantRequest) (string, uint64) { return r.Tenant, r.AfterSeq })
+	if err != nil {
 		return nil, err
 	}
 	reply := api.QuotaListReply{Quotas: []api.QuotaReply{}}
-	err := s.proj.View(req.Tenant, func(t *projections.Tenant, _ projections.Counters, _ uint64) error {
+	err = s.proj.View(req.Tenant, func(t *projections.Tenant, _ projections.Counters, _ uint64) error {
 		for _, id := range t.QuotaIDs() {
 			qs := t.Quotas[id]
 			reply.Quotas = append(reply.Quotas, api.QuotaReply{Quota: qs.Quota, Since: qs.Since})
@@ -452,14 +448,8 @@ func (s *Service) quotaList(ctx context.Context, _ api.Encoding, data []byte) (a
 }
 
 func (s *Service) usage(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	var req api.TenantRequest
-	if err := api.Decode(data, &req); err != nil {
-		return nil, err
-	}
-	if err := requireTenant(req.Tenant); err != nil {
-		return nil, err
-	}
-	if err := s.waitApplied(ctx, req.AfterSeq); err != nil {
+	req, err := decodeRead(ctx, s, data, func(r *api.TenantRequest) (string, uint64) { return r.Tenant, r.AfterSeq })
+	if err != nil {
 		return nil, err
 	}
 	tot, applied, err := s.proj.Totals(req.Tenant)
@@ -470,11 +460,8 @@ func (s *Service) usage(ctx context.Context, _ api.Encoding, data []byte) (any, 
 }
 
 func (s *Service) check(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	var req api.CheckRequest
-	if err := api.Decode(data, &req); err != nil {
-		return nil, err
-	}
-	if err := requireTenant(req.Tenant); err != nil {
+	req, err := decodeTenant(data, func(r *api.CheckRequest) string { return r.Tenant })
+	if err != nil {
 		return nil, err
 	}
 	now := s.opts.Now()
@@ -492,7 +479,7 @@ func (s *Service) check(ctx context.Context, _ api.Encoding, data []byte) (any, 
 		return api.CheckReply{Code: e.Code, Reason: "unknown_project", Message: e.Message, Limits: []api.LimitStatus{}, AppliedSeq: s.proj.Applied()}, nil
 	}
 	var reply api.CheckReply
-	err := s.proj.View(req.Tenant, func(t *projections.Tenant, c projections.Counters, applied uint64) error {
+	err = s.proj.View(req.Tenant, func(t *projections.Tenant, c projections.Counters, applied uint64) error {
 		sts := projections.Statuses(t, c, projections.Call{Dims: req.Dims, Groups: req.Groups, Request: req.Request, Permit: true}, now)
 		reply = CheckReplyOf(sts, now)
 		reply.AppliedSeq = applied
@@ -538,8 +525,8 @@ func ExceededError(st *projections.LimitStatus, now time.Time) *events.Error {
 	}
 	e := &events.Error{
 		Code: events.CodeQuotaExceeded,
-		Message: fmt.Sprintf("%s limit of quota %s exceeded: %d of %d used, resets in %s",
-			st.Limit.Metric, st.Quota, st.Used+st.Reserved, st.Limit.Max, Humanize(in)),
+		Message: fmt.Sprintf("%s limit of quota %s exceeded: %d of %d used%s, resets in %s",
+			st.Limit.Metric, st.Quota, st.Used+st.Reserved, st.Limit.Max, requestedText(st.Requested), Humanize(in)),
 		Details: map[string]any{
 			"quota": st.Quota, "metric": string(st.Limit.Metric), "limit": st.Limit.Max,
 			"used": st.Used, "reserved": st.Reserved, "requested": st.Requested,
@@ -552,6 +539,13 @@ func ExceededError(st *projections.LimitStatus, now time.Time) *events.Error {
 	}
 	e.Details["reason"] = DenialReason(st.Limit.Metric)
 	return e.WithRetryAfter(in)
+}
+
+func requestedText(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" and %d more asked for", n)
 }
 
 // DenialReason maps a denied limit onto seed 000's reasons: a concurrency
