@@ -13,8 +13,11 @@ import (
 // an entry always equals what Pebble holds.
 //
 // An entry holds every bucket of one limit (tenant, quota, epoch, split,
-// limit) from its floor on; a sum that starts below the floor, and a limit
-// with more buckets than maxCachedBuckets, are read from Pebble. The number
+// limit) from its floor to its ceiling; a sum outside them, and a limit with
+// more buckets than maxCachedBuckets, are read from Pebble. A sum over one
+// bucket (calendar and rolling windows, permits) loads just that bucket, with
+// two point reads that Pebble's bloom filters make cheap; a longer one loads
+// every bucket from its start on. The number
 // of entries is bounded (StoreOptions.CounterCacheEntries); a full shard
 // drops an arbitrary entry.
 //
@@ -52,8 +55,8 @@ func refOf(k *CounterKey) limitRef {
 }
 
 type ccEntry struct {
-	floor   int64      // every bucket from floor on is in buckets
-	buckets []ccBucket // sorted by bucket
+	floor, ceil int64      // every bucket from floor to ceil is in buckets
+	buckets     []ccBucket // sorted by bucket
 }
 
 type ccBucket struct {
@@ -87,7 +90,7 @@ func (c *counterCache) sum(k *CounterKey, from, to int64) (used, reserved, oldes
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.m[r]
-	if e == nil || from < e.floor {
+	if e == nil || from < e.floor || to > e.ceil {
 		return 0, 0, 0, false
 	}
 	used, reserved, oldest = e.sum(from, to)
@@ -118,7 +121,7 @@ func (c *counterCache) loading() (uint64, bool) {
 }
 
 // insert keeps an entry loaded from Pebble at generation gen.
-func (c *counterCache) insert(k *CounterKey, floor int64, buckets []ccBucket, gen uint64) {
+func (c *counterCache) insert(k *CounterKey, floor, ceil int64, buckets []ccBucket, gen uint64) {
 	r := refOf(k)
 	s := c.shard(&r)
 	s.mu.Lock()
@@ -132,7 +135,7 @@ func (c *counterCache) insert(k *CounterKey, floor int64, buckets []ccBucket, ge
 			break
 		}
 	}
-	s.m[r] = &ccEntry{floor: floor, buckets: buckets}
+	s.m[r] = &ccEntry{floor: floor, ceil: ceil, buckets: buckets}
 }
 
 // beginCommit and endCommit bracket a commit: the Pebble write, then apply.
@@ -157,7 +160,7 @@ func (c *counterCache) apply(d map[CounterKey]int64) {
 
 // add adds n to a bucket.
 func (e *ccEntry) add(bucket int64, reserved bool, n int64) {
-	if bucket < e.floor {
+	if bucket < e.floor || bucket > e.ceil {
 		return // not held here; Pebble has it
 	}
 	i := sort.Search(len(e.buckets), func(i int) bool { return e.buckets[i].bucket >= bucket })

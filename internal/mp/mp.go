@@ -421,3 +421,21 @@ func (r *Reader) Time() (time.Time, bool) {
 	}
 	return tm, true
 }
+
+// AppendInt64 appends n in 9 bytes, as the encoder does without compact
+// integers.
+func AppendInt64(b []byte, n int64) []byte {
+	return binary.BigEndian.AppendUint64(append(b, Int64), uint64(n))
+}
+
+// AppendUint64 appends n in 9 bytes, as the encoder does without compact
+// integers.
+func AppendUint64(b []byte, n uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(b, Uint64), n)
+}
+
+// AppendUint32 appends n in 5 bytes, as the encoder does without compact
+// integers.
+func AppendUint32(b []byte, n uint32) []byte {
+	return binary.BigEndian.AppendUint32(append(b, Uint32), n)
+}

@@ -1,0 +1,107 @@
+package projections
+
+import (
+	"hash/maphash"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// seenFilter is an in-memory Bloom filter over every event ID the store has
+// applied, so that deduplicating a new event (nearly all of them) needs no
+// Pebble read: "not in the filter" means "never applied"; anything else is
+// checked in Pebble. It never changes an answer, only how it is found.
+//
+// It covers the store only once built: OpenStore starts a scan of the seen
+// IDs in the background, and until it ends every lookup goes to Pebble.
+// Writes add their IDs before they commit, so an ID is in the filter no
+// later than it is in Pebble. Its size is fixed (StoreOptions.SeenFilterBytes):
+// past about one ID per 10 bits, false positives grow and more lookups go to
+// Pebble, which stays exact.
+type seenFilter struct {
+	seed  maphash.Seed
+	bits  []atomic.Uint64
+	ready atomic.Bool
+	ids   atomic.Int64 // added so far (with repeats), for figures
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+const seenFilterHashes = 7
+
+func newSeenFilter(bytes int) *seenFilter {
+	words := max(bytes/8, 1)
+	return &seenFilter{seed: maphash.MakeSeed(), bits: make([]atomic.Uint64, words), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (f *seenFilter) hash(tenant, id string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(f.seed)
+	h.WriteString(tenant)
+	h.WriteByte(0)
+	h.WriteString(id)
+	return h.Sum64()
+}
+
+// hashKey is hash of the stored form of an ID: tenant, 0, id.
+func (f *seenFilter) hashKey(k []byte) uint64 {
+	return maphash.Bytes(f.seed, k)
+}
+
+func (f *seenFilter) add(tenant, id string) { f.addHash(f.hash(tenant, id)) }
+
+func (f *seenFilter) addHash(h uint64) {
+	h1, h2 := h, h>>32|1
+	n := uint64(len(f.bits)) * 64
+	for i := range uint64(seenFilterHashes) {
+		b := (h1 + i*h2) % n
+		f.bits[b/64].Or(1 << (b % 64))
+	}
+	f.ids.Add(1)
+}
+
+// mayContain reports false only for an ID that was never added; it is
+// meaningful once the filter is ready.
+func (f *seenFilter) mayContain(tenant, id string) bool {
+	h := f.hash(tenant, id)
+	h1, h2 := h, h>>32|1
+	n := uint64(len(f.bits)) * 64
+	for i := range uint64(seenFilterHashes) {
+		b := (h1 + i*h2) % n
+		if f.bits[b/64].Load()&(1<<(b%64)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// build adds every seen ID stored in db, then marks the filter ready. It
+// gives up (the filter stays unused) on an error or when stopped.
+func (f *seenFilter) build(db *pebble.DB) {
+	defer close(f.done)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixSeen}, UpperBound: []byte{prefixSeen + 1}})
+	if err != nil {
+		return
+	}
+	defer it.Close()
+	n := 0
+	for it.First(); it.Valid(); it.Next() {
+		if n++; n%4096 == 0 {
+			select {
+			case <-f.stop:
+				return
+			default:
+			}
+		}
+		f.addHash(f.hashKey(it.Key()[1:]))
+	}
+	if it.Error() == nil {
+		f.ready.Store(true)
+	}
+}
+
+// close stops a build still running and waits for it.
+func (f *seenFilter) close() {
+	close(f.stop)
+	<-f.done
+}
