@@ -22,9 +22,12 @@ type ProjectorOptions struct {
 	// Partitions this projector owns (default all).
 	Partitions []int
 	// MaxBatch caps the stream messages folded into one Pebble commit
-	// (default 4096). Under load batches grow to it; idle, every message
-	// commits at once.
-	MaxBatch int
+	// (default 4096), and MaxBatchBytes their size (default 4 MiB, about
+	// 28,000 usage events; at least one message). Under load batches grow to
+	// them; idle, every message commits at once. The consumer buffers at
+	// most twice MaxBatchBytes (at least 2 MiB, more than a message can be).
+	MaxBatch      int
+	MaxBatchBytes int
 	// MaxTenants caps the tenant states kept in memory (default 100,000).
 	MaxTenants int
 	Logger     *slog.Logger
@@ -36,6 +39,9 @@ func (o ProjectorOptions) withDefaults() ProjectorOptions {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 4096
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = 4 << 20
 	}
 	if o.MaxTenants <= 0 {
 		o.MaxTenants = 100_000
@@ -131,13 +137,15 @@ func (p *Projector) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create consumer on %s: %w", p.opts.Stream, err)
 	}
-	ch := make(chan jetstream.Msg, p.opts.MaxBatch)
+	// A short channel and a byte limit on the pulls bound what waits in
+	// memory by configuration, whatever the size of the messages.
+	ch := make(chan jetstream.Msg, min(p.opts.MaxBatch, 256))
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case ch <- m:
 		case <-ctx.Done():
 		}
-	}, jetstream.PullMaxMessages(p.opts.MaxBatch))
+	}, jetstream.PullMaxMessagesWithBytesLimit(p.opts.MaxBatch, max(2*p.opts.MaxBatchBytes, 2<<20)))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", p.opts.Stream, err)
 	}
@@ -150,11 +158,13 @@ func (p *Projector) Run(ctx context.Context) error {
 		case m := <-ch:
 			batch = append(batch[:0], m)
 		}
+		size := len(batch[0].Data())
 	drain:
-		for len(batch) < p.opts.MaxBatch {
+		for len(batch) < p.opts.MaxBatch && size < p.opts.MaxBatchBytes {
 			select {
 			case m := <-ch:
 				batch = append(batch, m)
+				size += len(m.Data())
 			default:
 				break drain
 			}
@@ -185,15 +195,21 @@ func (p *Projector) apply(batch []jetstream.Msg) error {
 }
 
 // Apply folds messages, in stream order, into one commit. It is exported for
-// rebuilds that read the stream themselves.
+// rebuilds that read the stream themselves. Apply calls must not overlap.
+//
+// Decoding, validation and deduplication against the store happen before
+// the write lock is taken (only Apply writes the store, so reading it
+// unlocked is safe): readers wait only for the fold and the commit.
 func (p *Projector) Apply(msgs []Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	d := NewDeltas()
-	dirty := map[string]*Tenant{}
+	type folded struct {
+		tenant string
+		meta   Meta
+		evs    []*events.Event // valid, not seen before
+	}
+	var work []folded
 	var seen []SeenID
 	inBatch := map[string]struct{}{}
 	var last uint64
@@ -212,13 +228,7 @@ func (p *Projector) Apply(msgs []Message) error {
 			p.reject("message", m.Seq, err)
 			continue
 		}
-		t, err := p.tenantLocked(tenant, true)
-		if err != nil {
-			return err
-		}
-		meta := Meta{Seq: m.Seq, Decision: class == events.ClassDecision}
-		t.Observe(meta)
-		dirty[tenant] = t
+		f := folded{tenant: tenant, meta: Meta{Seq: m.Seq, Decision: class == events.ClassDecision}, evs: make([]*events.Event, 0, len(evs))}
 		for i := range evs {
 			ev := &evs[i]
 			if err := ev.Validate(); err != nil {
@@ -242,11 +252,28 @@ func (p *Projector) Apply(msgs []Message) error {
 			}
 			inBatch[dk] = struct{}{}
 			seen = append(seen, SeenID{Tenant: tenant, ID: ev.ID, Seq: m.Seq})
-			Evolve(t, ev, meta, d)
+			f.evs = append(f.evs, ev)
 		}
+		work = append(work, f)
 	}
 	if last == 0 {
 		return nil
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := NewDeltas()
+	dirty := map[string]*Tenant{}
+	for _, f := range work {
+		t, err := p.tenantLocked(f.tenant, true)
+		if err != nil {
+			return err
+		}
+		t.Observe(f.meta)
+		dirty[f.tenant] = t
+		for _, ev := range f.evs {
+			Evolve(t, ev, f.meta, d)
+		}
 	}
 	c := &Commit{Deltas: d, Seen: seen, Applied: last}
 	for _, t := range dirty {
