@@ -59,6 +59,8 @@ type Config struct {
 	// ScaleEvents is how many events each phase of the scale scenario
 	// ingests (default ScaleAccounts, so that every account is used).
 	ScaleEvents int
+	// Store sizes the ledger's projection store (zero: its defaults).
+	Store projections.StoreOptions
 	// Producer configures the Go client's producer of the ingest phases
 	// (zero: the client's defaults).
 	Producer client.ProducerOptions
@@ -225,7 +227,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	e := &env{cfg: cfg, out: cfg.Out, prefix: "b" + strings.ToLower(nuid.Next()[16:]), pops: map[string]*population{}, raws: map[string]*rawStream{}}
 	e.l, err = ledger.Start(ctx, ledger.Config{
-		DataDir: dir, Listen: "127.0.0.1:0", NATSURL: cfg.NATSURL, Durability: cfg.Durability, Logger: cfg.Logger,
+		DataDir: dir, Listen: "127.0.0.1:0", NATSURL: cfg.NATSURL, Durability: cfg.Durability, Logger: cfg.Logger, Store: cfg.Store,
 	})
 	if err != nil {
 		return err

@@ -29,6 +29,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Timeout, "timeout", 0, "bound of each ingest or rebuild phase (default 60s)")
 	fs.DurationVar(&cfg.Producer.Linger, "linger", 0, "producer linger of the ingest phases (default: the client's)")
 	fs.IntVar(&cfg.Producer.MaxBatch, "max-batch", 0, "producer batch size of the ingest phases (default: the client's)")
+	var cacheMB int
+	fs.IntVar(&cacheMB, "cache-mb", 0, "Pebble block cache of the ledger's projection, MiB (default: the store's)")
+	fs.IntVar(&cfg.Store.CounterCacheEntries, "counter-cache", 0, "limits whose counters the projection keeps in memory (default: the store's)")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "run against this NATS server (JetStream enabled) instead of an embedded one")
 	fs.StringVar(&durability, "durability", string(ledger.SyncPeriodic), "embedded server fsync: periodic or always")
 	fs.StringVar(&cfg.DataDir, "data", "", "data directory (default: a temporary directory, removed afterwards)")
@@ -40,6 +43,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.Durability = ledger.Durability(durability)
+	cfg.Store.CacheBytes = int64(cacheMB) << 20
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return err
