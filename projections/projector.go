@@ -73,8 +73,9 @@ type Projector struct {
 	opts  ProjectorOptions
 	log   *slog.Logger
 
-	mu      sync.RWMutex // held for writing while a batch is folded and committed
-	tenants map[string]*Tenant
+	mu       sync.RWMutex // held for writing while a batch is folded and committed
+	tenants  map[string]*Tenant
+	counters map[CounterKey]int64 // Apply's deltas, reused
 
 	applied  atomic.Uint64
 	rejected atomic.Uint64
@@ -211,7 +212,8 @@ func (p *Projector) Apply(msgs []Message) error {
 	}
 	var work []folded
 	var seen []SeenID
-	inBatch := map[string]struct{}{}
+	type eventKey struct{ tenant, id string }
+	inBatch := map[eventKey]struct{}{}
 	var last uint64
 	for _, m := range msgs {
 		if m.Seq <= p.applied.Load() {
@@ -239,7 +241,7 @@ func (p *Projector) Apply(msgs []Message) error {
 				p.reject("event", m.Seq, fmt.Errorf("event %s of tenant %s on subject of %s", ev.ID, ev.Tenant, tenant))
 				continue
 			}
-			dk := tenant + "\x00" + ev.ID
+			dk := eventKey{tenant, ev.ID}
 			if _, dup := inBatch[dk]; dup {
 				continue
 			}
@@ -263,6 +265,13 @@ func (p *Projector) Apply(msgs []Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	d := NewDeltas()
+	// The counter map is kept from one commit to the next, so it does not
+	// grow (and rehash) again for every batch.
+	if p.counters == nil {
+		p.counters = d.Counters
+	}
+	clear(p.counters)
+	d.Counters = p.counters
 	dirty := map[string]*Tenant{}
 	for _, f := range work {
 		t, err := p.tenantLocked(f.tenant, true)

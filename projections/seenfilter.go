@@ -30,7 +30,7 @@ type seenFilter struct {
 const seenFilterHashes = 7
 
 func newSeenFilter(bytes int) *seenFilter {
-	words := max(bytes/8, 1)
+	words := max(bytes/64, 1) * 8 // whole 64-byte blocks
 	return &seenFilter{seed: maphash.MakeSeed(), bits: make([]atomic.Uint64, words), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -51,24 +51,36 @@ func (f *seenFilter) hashKey(k []byte) uint64 {
 func (f *seenFilter) add(tenant, id string) { f.addHash(f.hash(tenant, id)) }
 
 func (f *seenFilter) addHash(h uint64) {
-	h1, h2 := h, h>>32|1
-	n := uint64(len(f.bits)) * 64
-	for i := range uint64(seenFilterHashes) {
-		b := (h1 + i*h2) % n
-		f.bits[b/64].Or(1 << (b % 64))
+	blk, bits := f.block(h)
+	for i, m := range bits {
+		if m != 0 {
+			blk[i].Or(m)
+		}
 	}
 	f.ids.Add(1)
+}
+
+// block returns the 64-byte block (8 words) an ID hashes to and the bits it
+// sets there: a blocked Bloom filter, so that an ID costs one cache miss, not
+// seenFilterHashes of them.
+func (f *seenFilter) block(h uint64) ([]atomic.Uint64, [8]uint64) {
+	nb := uint64(len(f.bits) / 8)
+	start := (h % nb) * 8
+	var bits [8]uint64
+	h2 := h>>32 | h<<32 | 1
+	for i := range uint64(seenFilterHashes) {
+		b := (h2 * (i + 1)) >> 55 // 9 bits: one of 512
+		bits[b/64] |= 1 << (b % 64)
+	}
+	return f.bits[start : start+8], bits
 }
 
 // mayContain reports false only for an ID that was never added; it is
 // meaningful once the filter is ready.
 func (f *seenFilter) mayContain(tenant, id string) bool {
-	h := f.hash(tenant, id)
-	h1, h2 := h, h>>32|1
-	n := uint64(len(f.bits)) * 64
-	for i := range uint64(seenFilterHashes) {
-		b := (h1 + i*h2) % n
-		if f.bits[b/64].Load()&(1<<(b%64)) == 0 {
+	blk, bits := f.block(f.hash(tenant, id))
+	for i, m := range bits {
+		if blk[i].Load()&m != m {
 			return false
 		}
 	}

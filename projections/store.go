@@ -2,11 +2,12 @@ package projections
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"sort"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -214,20 +215,30 @@ func (s *Store) Write(c *Commit) error {
 	defer b.Close()
 	var key []byte
 	if c.Deltas != nil {
-		// Sorted keys make the batch, and so the store, independent of map order.
-		keys := make([]CounterKey, 0, len(c.Deltas.Counters))
+		// Sorted keys make the batch, and so the store, independent of map
+		// order. The keys are encoded once, into one buffer, and sorted as
+		// Pebble orders them.
+		type entry struct {
+			off, end int
+			n        int64
+		}
+		ents := make([]entry, 0, len(c.Deltas.Counters))
 		for k, n := range c.Deltas.Counters {
 			if n != 0 {
-				keys = append(keys, k)
+				off := len(key)
+				key = counterKey(key, &k)
+				ents = append(ents, entry{off, len(key), n})
 			}
 		}
-		sort.Slice(keys, func(i, j int) bool { return lessKey(&keys[i], &keys[j]) })
-		for i := range keys {
-			key = counterKey(key[:0], &keys[i])
-			if err := b.Merge(key, encodeInt(c.Deltas.Counters[keys[i]]), nil); err != nil {
+		slices.SortFunc(ents, func(a, b entry) int { return bytes.Compare(key[a.off:a.end], key[b.off:b.end]) })
+		var v [8]byte // Pebble copies keys and values into the batch
+		for _, e := range ents {
+			binary.BigEndian.PutUint64(v[:], uint64(e.n))
+			if err := b.Merge(key[e.off:e.end], v[:], nil); err != nil {
 				return err
 			}
 		}
+		key = key[:0]
 		for k, n := range c.Deltas.Totals {
 			if n == 0 {
 				continue
@@ -246,12 +257,14 @@ func (s *Store) Write(c *Commit) error {
 			return err
 		}
 	}
+	var seq [8]byte
 	for _, id := range c.Seen {
 		if s.seen != nil {
 			s.seen.add(id.Tenant, id.ID) // before the commit: never behind Pebble
 		}
 		key = seenKey(key[:0], id.Tenant, id.ID)
-		if err := b.Set(key, encodeInt(int64(id.Seq)), nil); err != nil {
+		binary.BigEndian.PutUint64(seq[:], id.Seq)
+		if err := b.Set(key, seq[:], nil); err != nil {
 			return err
 		}
 	}
@@ -275,28 +288,6 @@ func (s *Store) Write(c *Commit) error {
 		s.counters.apply(c.Deltas.Counters)
 	}
 	return nil
-}
-
-func lessKey(a, b *CounterKey) bool {
-	if a.Tenant != b.Tenant {
-		return a.Tenant < b.Tenant
-	}
-	if a.Quota != b.Quota {
-		return a.Quota < b.Quota
-	}
-	if a.Epoch != b.Epoch {
-		return a.Epoch < b.Epoch
-	}
-	if a.Split != b.Split {
-		return a.Split < b.Split
-	}
-	if a.Limit != b.Limit {
-		return a.Limit < b.Limit
-	}
-	if a.Bucket != b.Bucket {
-		return a.Bucket < b.Bucket
-	}
-	return !a.Reserved && b.Reserved
 }
 
 // Sum implements Counters from the counter cache, or with one bounded scan
