@@ -80,17 +80,18 @@ func (e *env) scalePhase(ctx context.Context, name string, n int, pick func(int)
 	return r, nil
 }
 
-// waitCompactions waits (at most max) until the projection store has no
-// flush or compaction running or owed, so that the checks that follow an
+// waitCompactions waits (at most max) until the projection store has run no
+// flush or compaction for 100 ms, so that the checks that follow an
 // ingest measure reads, not reads competing with the ingest's compactions
 // for two cores. It returns how long it waited.
 func (e *env) waitCompactions(ctx context.Context, max time.Duration) time.Duration {
 	start := time.Now()
 	db := e.l.Store().DB()
-	for time.Since(start) < max && ctx.Err() == nil {
-		m := db.Metrics()
-		if m.Compact.NumInProgress == 0 && m.Flush.NumInProgress == 0 && m.Compact.EstimatedDebt == 0 {
-			break
+	for quiet := 0; quiet < 5 && time.Since(start) < max && ctx.Err() == nil; {
+		if m := db.Metrics(); m.Compact.NumInProgress == 0 && m.Flush.NumInProgress == 0 {
+			quiet++
+		} else {
+			quiet = 0
 		}
 		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
 	}
