@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/ledgerworks/ledger/client"
 	"github.com/ledgerworks/ledger/events"
+	"github.com/ledgerworks/ledger/projections"
 )
 
 // Reserve scenario amounts: every reservation holds reserveEstimate tokens
@@ -74,6 +76,15 @@ func (e *env) reserve(ctx context.Context) error {
 	if err := e.verifyNoOvercommit(ctx, hot.tenants[0], hotMax); err != nil {
 		return err
 	}
+	var closed, stateBytes int
+	e.projector().View(hot.tenants[0], func(t *projections.Tenant, _ projections.Counters, _ uint64) error {
+		closed = len(t.Closed)
+		b, err := msgpack.Marshal(t)
+		stateBytes = len(b)
+		return err
+	})
+	e.notef("reserve: the hot tenant's state keeps %d settled reservations (%d KiB), re-encoded at every commit that touches the tenant and cloned for every group of decisions",
+		closed, stateBytes>>10)
 	e.notef("reserve: %d accounts: %d pairs, %d denied, reserve p50 %.0f µs; hot account: %d pairs, %d denied (limit admits %d holds), reserve p50 %.0f µs; no over-commit",
 		pop.accounts, spread.pairs, spread.denied, spread.lat.quantile(0.5), hotRun.pairs, hotRun.denied, hotMax/reserveEstimate, hotRun.lat.quantile(0.5))
 	e.notef("reserve: pairs_per_s is %.2f× raw sync publish one at a time (target 3×); hot_pairs_per_s is %.2f× (target 1×)",
