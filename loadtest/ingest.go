@@ -2,7 +2,6 @@ package loadtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -186,14 +185,10 @@ func (e *env) rawPublish(ctx context.Context, name string, n int, d time.Duratio
 			n = i
 			break
 		}
-		for {
-			_, err := js.PublishAsync(subjects[i%len(subjects)], payload)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {
-				return nil, rate{}, fmt.Errorf("raw publish: %w", err)
-			}
+		// A long stall wait: with fsync per write (--durability always) the
+		// server acknowledges slowly and the window is full for a while.
+		if _, err := js.PublishAsync(subjects[i%len(subjects)], payload, jetstream.WithStallWait(e.cfg.Timeout)); err != nil {
+			return nil, rate{}, fmt.Errorf("raw publish: %w", err)
 		}
 	}
 	select {
