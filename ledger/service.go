@@ -65,14 +65,13 @@ type Service struct {
 	nc   *nats.Conn
 	sem  chan struct{}
 	wg   sync.WaitGroup
-	ids  *nuid.NUID
 }
 
 // StartService registers the micro service "ledger" on nc. Writes go through
 // app (nil for a read-only service); reads come from proj.
 func StartService(nc *nats.Conn, app *Appender, proj *projections.Projector, opts ServiceOptions) (*Service, error) {
 	opts = opts.withDefaults()
-	s := &Service{opts: opts, app: app, proj: proj, nc: nc, sem: make(chan struct{}, opts.MaxInFlight), ids: nuid.New()}
+	s := &Service{opts: opts, app: app, proj: proj, nc: nc, sem: make(chan struct{}, opts.MaxInFlight)}
 	if app != nil {
 		st, err := app.js.Stream(context.Background(), events.StreamName)
 		if err != nil {
@@ -357,7 +356,10 @@ func withIndex(err error, i int) error {
 
 // adminEvent builds an event decided by the ledger itself.
 func (s *Service) adminEvent(tenant string, p events.Payload) events.Event {
-	return events.New(s.ids.Next(), tenant, s.opts.Now().UTC(), nil, p)
+	// nuid.Next locks; a NUID of our own would not, and handlers run
+	// concurrently (two admin events could get the same id, and the second
+	// would be dropped as a duplicate).
+	return events.New(nuid.Next(), tenant, s.opts.Now().UTC(), nil, p)
 }
 
 // appendAndApply appends admin events and waits until this instance's
