@@ -12,9 +12,6 @@ import (
 // every figure in the documented form. Nothing here judges a figure: the
 // numbers are for people and scripts, never assertions.
 func TestRunPrintsEveryFigure(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a ledger and runs every scenario")
-	}
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
