@@ -109,37 +109,9 @@ func amountsEmpty(a *events.Amounts) bool {
 	return a.Tokens == 0 && a.InputTokens == 0 && a.OutputTokens == 0 && a.Requests == 0 && a.Cost == 0 && len(a.Actions) == 0
 }
 
-var amountFields = [...]string{"tokens", "input_tokens", "output_tokens", "requests", "cost", "actions"}
-
 func appendAmounts(b []byte, a *events.Amounts) []byte {
-	ints := [5]int64{a.Tokens, a.InputTokens, a.OutputTokens, a.Requests, a.Cost}
-	n := 0
-	for _, v := range ints {
-		if v != 0 {
-			n++
-		}
-	}
-	if len(a.Actions) > 0 {
-		n++
-	}
-	b = mp.AppendMapLen(b, n)
-	for i, v := range ints {
-		if v != 0 {
-			b = mp.AppendStr(b, amountFields[i])
-			b = mp.AppendInt(b, v)
-		}
-	}
-	if len(a.Actions) > 0 {
-		b = mp.AppendStr(b, amountFields[5])
-		var buf [12]string
-		keys := mp.SortedKeys(a.Actions, buf[:])
-		b = mp.AppendMapLen(b, len(keys))
-		for _, k := range keys {
-			b = mp.AppendStr(b, k)
-			b = mp.AppendInt(b, a.Actions[k])
-		}
-	}
-	return b
+	b = mp.AppendMapLen(b, a.MsgpackFields())
+	return a.AppendMsgpackFields(b, mp.AppendInt)
 }
 
 func appendCheckRequest(b []byte, r *CheckRequest) []byte {
@@ -390,7 +362,7 @@ func readStrs(r *mp.Reader) ([]string, bool) {
 }
 
 func readAmounts(r *mp.Reader, a *events.Amounts) bool {
-	return fields(r, amountFields[:], func(i int) bool {
+	return fields(r, events.AmountFieldNames[:], func(i int) bool {
 		if i == 5 {
 			n, ok := r.MapLen()
 			if !ok || n == 0 {

@@ -83,37 +83,12 @@ func appendEvent(b []byte, e *Event) ([]byte, error) {
 var usageFields = [...]string{"tokens", "input_tokens", "output_tokens", "requests", "cost", "actions", "decided"}
 
 func appendUsageRecorded(b []byte, p *UsageRecorded) []byte {
-	a := &p.Amounts
-	ints := [5]int64{a.Tokens, a.InputTokens, a.OutputTokens, a.Requests, a.Cost}
-	n := 0
-	for _, v := range ints {
-		if v != 0 {
-			n++
-		}
-	}
-	if len(a.Actions) > 0 {
-		n++
-	}
+	n := p.Amounts.MsgpackFields()
 	if p.Decided {
 		n++
 	}
 	b = mp.AppendMapLen(b, n)
-	for i, v := range ints {
-		if v != 0 {
-			b = mp.AppendStr(b, usageFields[i])
-			b = mp.AppendInt(b, v)
-		}
-	}
-	if len(a.Actions) > 0 {
-		b = mp.AppendStr(b, usageFields[5])
-		var buf [12]string
-		keys := mp.SortedKeys(a.Actions, buf[:])
-		b = mp.AppendMapLen(b, len(keys))
-		for _, k := range keys {
-			b = mp.AppendStr(b, k)
-			b = mp.AppendInt(b, a.Actions[k])
-		}
-	}
+	b = p.Amounts.AppendMsgpackFields(b, mp.AppendInt)
 	if p.Decided {
 		b = mp.AppendStr(b, usageFields[6])
 		b = append(b, mp.True)

@@ -116,39 +116,11 @@ func appendStrs(b []byte, ss []string) []byte {
 	return b
 }
 
-var amountNames = [...]string{"tokens", "input_tokens", "output_tokens", "requests", "cost", "actions"}
-
 // appendAmounts writes Amounts as msgpack.Marshal does: omitempty fields,
 // integers in 9 bytes, actions with sorted names.
 func appendAmounts(b []byte, a *events.Amounts) []byte {
-	ints := [5]int64{a.Tokens, a.InputTokens, a.OutputTokens, a.Requests, a.Cost}
-	n := 0
-	for _, v := range ints {
-		if v != 0 {
-			n++
-		}
-	}
-	if len(a.Actions) > 0 {
-		n++
-	}
-	b = mp.AppendMapLen(b, n)
-	for i, v := range ints {
-		if v != 0 {
-			b = mp.AppendStr(b, amountNames[i])
-			b = mp.AppendInt64(b, v)
-		}
-	}
-	if len(a.Actions) > 0 {
-		b = mp.AppendStr(b, amountNames[5])
-		var buf [12]string
-		keys := mp.SortedKeys(a.Actions, buf[:])
-		b = mp.AppendMapLen(b, len(keys))
-		for _, k := range keys {
-			b = mp.AppendStr(b, k)
-			b = mp.AppendInt64(b, a.Actions[k])
-		}
-	}
-	return b
+	b = mp.AppendMapLen(b, a.MsgpackFields())
+	return a.AppendMsgpackFields(b, mp.AppendInt64)
 }
 
 func appendReservation(b []byte, r *Reservation) []byte {
