@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"sync"
 	"sync/atomic"
@@ -22,19 +21,7 @@ import (
 // startProjectorProcess runs a standalone projector in a child process.
 func startProjectorProcess(t *testing.T, url, dir string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envRole+"=projector", envURL+"="+url, envData+"="+dir)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	return cmd
+	return startChild(t, "projector", envURL+"="+url, envData+"="+dir)
 }
 
 // A projector process killed with SIGKILL at three random points of a

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"sync"
 	"sync/atomic"
@@ -34,19 +33,7 @@ func freeAddr(t *testing.T) string {
 // startLedgerProcess runs `ledger serve` (embedded server) in a child process.
 func startLedgerProcess(t *testing.T, addr, dir string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envRole+"=ledger", envListen+"="+addr, envData+"="+dir)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	return cmd
+	return startChild(t, "ledger", envListen+"="+addr, envData+"="+dir)
 }
 
 // The ledger process killed with SIGKILL in the middle of 64 concurrent
