@@ -88,16 +88,20 @@ func (p *periodFlags) parse() (from, to time.Time, loc *time.Location, err error
 	return from, to, loc, nil
 }
 
-// output opens --out (stdout when empty or "-").
-func output(path string, stdout io.Writer) (io.Writer, func() error, error) {
+// writeOut writes to --out (stdout when empty or "-") and closes it.
+func writeOut(path string, stdout io.Writer, write func(io.Writer) error) error {
 	if path == "" || path == "-" {
-		return stdout, func() error { return nil }, nil
+		return write(stdout)
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	return f, f.Close, nil
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -303,17 +307,8 @@ func whatIfCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	w, closeOut, err := output(out, stdout)
-	if err != nil {
-		return err
-	}
 	if format == "json" {
-		err = rep.WriteJSON(w)
-	} else {
-		err = rep.WriteText(w)
+		return writeOut(out, stdout, rep.WriteJSON)
 	}
-	if cerr := closeOut(); err == nil {
-		err = cerr
-	}
-	return err
+	return writeOut(out, stdout, rep.WriteText)
 }

@@ -50,17 +50,8 @@ func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	w, closeOut, err := output(out, stdout)
-	if err != nil {
-		return err
-	}
 	if format == "json" {
-		err = rep.WriteJSON(w)
-	} else {
-		err = rep.WriteCSV(w)
+		return writeOut(out, stdout, rep.WriteJSON)
 	}
-	if cerr := closeOut(); err == nil {
-		err = cerr
-	}
-	return err
+	return writeOut(out, stdout, rep.WriteCSV)
 }
