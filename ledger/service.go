@@ -137,6 +137,13 @@ func StartService(nc *nats.Conn, app *Appender, proj *projections.Projector, opt
 			return nil, fmt.Errorf("add endpoint %s: %w", ep.name, err)
 		}
 	}
+	// A round trip to the server proves it has registered every endpoint's
+	// subscription: without it a client that connects right after Start can
+	// be told nobody answers.
+	if err := nc.FlushTimeout(10 * time.Second); err != nil {
+		svc.Stop()
+		return nil, fmt.Errorf("register endpoints: %w", err)
+	}
 	return s, nil
 }
 

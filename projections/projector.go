@@ -136,6 +136,9 @@ func (p *Projector) Run(ctx context.Context) error {
 		OptStartSeq:    p.applied.Load() + 1,
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it began: not a failure
+		}
 		return fmt.Errorf("create consumer on %s: %w", p.opts.Stream, err)
 	}
 	// A short channel and a byte limit on the pulls bound what waits in
