@@ -85,6 +85,14 @@ type View interface {
 	projections.Counters
 	// Seen reports whether an event id of the tenant is already in the stream.
 	Seen(id string) bool
+	// Settled returns a settled reservation of the tenant, if it is kept.
+	Settled(id string) (projections.ClosedReservation, bool)
+}
+
+// settled returns a settled reservation the tenant still remembers.
+func settled(t *projections.Tenant, v View, id string) (projections.ClosedReservation, bool) {
+	c, ok := v.Settled(id)
+	return c, ok && t.Remembers(c)
 }
 
 // Decision is what Decide concluded: the events to append (none when the
@@ -154,7 +162,7 @@ func Decide(t *projections.Tenant, v View, cmd Command, now time.Time, newID fun
 			}
 			return Decision{Outcome: "exists", ExpiresAt: r.ExpiresAt}, nil // a retried reserve
 		}
-		if cl, ok := t.Closed[c.Reservation]; ok {
+		if cl, ok := settled(t, v, c.Reservation); ok {
 			return Decision{}, &events.Error{Code: events.CodeConflict, Message: fmt.Sprintf("reservation %s was already %s", c.Reservation, cl.Outcome), Details: map[string]any{"reservation": c.Reservation, "outcome": cl.Outcome}, Suggestion: "use a new reservation id for a new call"}
 		}
 		ttl := c.TTL
@@ -190,7 +198,7 @@ func Decide(t *projections.Tenant, v View, cmd Command, now time.Time, newID fun
 			}
 			return Decision{Events: evs, Outcome: projections.OutcomeReconciled}, validate(evs...)
 		}
-		cl, ok := t.Closed[c.Reservation]
+		cl, ok := settled(t, v, c.Reservation)
 		if !ok {
 			return Decision{}, notFound("reservation", c.Reservation)
 		}
@@ -213,7 +221,7 @@ func Decide(t *projections.Tenant, v View, cmd Command, now time.Time, newID fun
 			ev := mk(c.Reservation+":released", nil, nil, now, &events.ReservationReleased{Reservation: c.Reservation, Reason: c.Reason})
 			return Decision{Events: []events.Event{ev}, Outcome: projections.OutcomeReleased}, validate(ev)
 		}
-		if cl, ok := t.Closed[c.Reservation]; ok {
+		if cl, ok := settled(t, v, c.Reservation); ok {
 			return Decision{Outcome: cl.Outcome}, nil // idempotent: already settled
 		}
 		return Decision{}, notFound("reservation", c.Reservation)

@@ -21,6 +21,11 @@ func (v storeView) Seen(id string) bool {
 	return err == nil && ok
 }
 
+func (v storeView) Settled(id string) (projections.ClosedReservation, bool) {
+	c, ok, err := v.Store.Settled(v.tenant, id)
+	return c, err == nil && ok
+}
+
 // BenchmarkDecide decides a reserve and a consume for one of 1,000 users of
 // a tenant with a per-user quota of a daily and a one-minute limit, against
 // counters in a store: the pure decision, without NATS. The state is not

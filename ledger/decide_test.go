@@ -21,11 +21,13 @@ import (
 
 // ---- an in-memory view and a fold ----
 
-// memView is the map-backed Counters and Seen of the tests: every counter
-// delta ever folded, summed the obvious way, and every event id folded.
+// memView is the map-backed View of the tests: every counter delta ever
+// folded, summed the obvious way, every event id folded, and the settled
+// reservations not yet forgotten.
 type memView struct {
 	counters map[projections.CounterKey]int64
 	seen     map[string]bool
+	settled  map[string]projections.ClosedReservation
 }
 
 func (m *memView) Sum(k projections.CounterKey, from, to int64) (used, reserved, oldest int64) {
@@ -47,6 +49,15 @@ func (m *memView) Sum(k projections.CounterKey, from, to int64) (used, reserved,
 
 func (m *memView) Seen(id string) bool { return m.seen[id] }
 
+func (m *memView) Settled(id string) (projections.ClosedReservation, bool) {
+	c, ok := m.settled[id]
+	return c, ok
+}
+
+func newMemView() *memView {
+	return &memView{counters: map[projections.CounterKey]int64{}, seen: map[string]bool{}, settled: map[string]projections.ClosedReservation{}}
+}
+
 // world is one tenant's state and counters.
 type world struct {
 	t   *projections.Tenant
@@ -58,7 +69,7 @@ const tenant = "acme"
 
 func newWorld(tb testing.TB, given ...events.Event) *world {
 	tb.Helper()
-	w := &world{t: projections.NewTenant(tenant), v: &memView{counters: map[projections.CounterKey]int64{}, seen: map[string]bool{}}}
+	w := &world{t: projections.NewTenant(tenant), v: newMemView()}
 	for i := range given {
 		if given[i].ID == "" {
 			given[i].ID = fmt.Sprintf("given-%d", i+1)
@@ -84,6 +95,14 @@ func (w *world) fold(evs ...events.Event) {
 		projections.Evolve(w.t, &ev, projections.Meta{Seq: w.seq, Decision: true}, d)
 		for k, n := range d.Counters {
 			w.v.counters[k] += n
+		}
+		for id, c := range w.v.settled {
+			if c.At.UnixNano() < d.Forget[tenant] {
+				delete(w.v.settled, id)
+			}
+		}
+		for k, c := range d.Settled {
+			w.v.settled[k.Reservation] = c
 		}
 		w.v.seen[ev.ID] = true
 	}
@@ -1398,26 +1417,27 @@ func TestEvolveState(t *testing.T) {
 			"quotas [daily] reservations [] closed [] retries [] workflows []"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := &world{t: projections.NewTenant(tenant), v: &memView{counters: map[projections.CounterKey]int64{}, seen: map[string]bool{}}}
+			w := &world{t: projections.NewTenant(tenant), v: newMemView()}
 			for i := range tc.given {
 				if tc.given[i].ID == "" {
 					tc.given[i].ID = fmt.Sprintf("given-%d", i+1)
 				}
 			}
 			w.fold(tc.given...)
-			if got := summary(w.t); got != tc.want {
+			if got := summary(w); got != tc.want {
 				t.Errorf("state %s\n     want %s", got, tc.want)
 			}
 		})
 	}
 }
 
-func summary(t *projections.Tenant) string {
+func summary(w *world) string {
+	t := w.t
 	var res, closed, retries, wfs []string
 	for id := range t.Reservations {
 		res = append(res, id)
 	}
-	for id, c := range t.Closed {
+	for id, c := range w.v.settled {
 		closed = append(closed, id+"="+c.Outcome)
 	}
 	for k := range t.Retries {

@@ -44,7 +44,16 @@ const maxGroup = 256
 type tenantQueue struct {
 	queue   []*pendingCommand
 	running bool
-	lastSeq uint64 // our last append for the tenant: fold it before deciding again
+	// appended are this decider's appends for the tenant that the projection
+	// had not folded when last looked at, oldest first. Only the worker
+	// touches them.
+	appended []appended
+}
+
+// appended is one fenced append of decisions.
+type appended struct {
+	seq uint64
+	evs []events.Event
 }
 
 type pendingCommand struct {
@@ -92,7 +101,7 @@ func (d *decider) work(tenant string, q *tenantQueue) {
 		n := min(len(q.queue), maxGroup)
 		if n == 0 {
 			q.running = false
-			if q.lastSeq <= d.proj.Applied() {
+			if len(q.appended) == 0 || q.appended[len(q.appended)-1].seq <= d.proj.Applied() {
 				delete(d.tenants, tenant) // nothing to remember: the projection has it all
 			}
 			d.mu.Unlock()
@@ -100,23 +109,22 @@ func (d *decider) work(tenant string, q *tenantQueue) {
 		}
 		group := append([]*pendingCommand(nil), q.queue[:n]...)
 		q.queue = q.queue[n:]
-		lastSeq := q.lastSeq
 		d.mu.Unlock()
 
-		seq := d.decideGroup(tenant, lastSeq, group)
-		if seq > 0 {
-			d.mu.Lock()
-			q.lastSeq = seq
-			d.mu.Unlock()
-		}
+		d.decideGroup(tenant, q, group)
 	}
 }
 
 const maxFenceRetries = 20
 
-// decideGroup decides and appends a group of commands and answers each. It
-// returns the sequence of the append (0 when nothing was appended).
-func (d *decider) decideGroup(tenant string, lastSeq uint64, group []*pendingCommand) uint64 {
+// decideGroup decides and appends a group of commands and answers each.
+//
+// It decides on the projection's state with the decider's own appends that
+// the projection has not folded yet folded on top, so a busy tenant's next
+// group never waits for the projector. That state is exact: each of those
+// appends was fenced on the one before it, so nobody else decided for the
+// tenant in between (and the stream refuses this group's append otherwise).
+func (d *decider) decideGroup(tenant string, q *tenantQueue, group []*pendingCommand) {
 	ctx, cancel := context.WithTimeout(context.Background(), d.wait)
 	defer cancel()
 	answer := func(results []decided) {
@@ -131,44 +139,49 @@ func (d *decider) decideGroup(tenant string, lastSeq uint64, group []*pendingCom
 		}
 		answer(rs)
 	}
+	var catchUp uint64 // after a conflict: the sequence to fold up to first
 	for attempt := 0; ; attempt++ {
-		if err := d.proj.WaitApplied(ctx, lastSeq); err != nil {
+		if err := d.proj.WaitApplied(ctx, catchUp); err != nil {
 			failAll(&events.Error{Code: events.CodeUnavailable, Message: "the projection is behind the stream: " + err.Error(), Suggestion: "retry shortly"})
-			return 0
+			return
 		}
-		var st *projections.Tenant
-		var counters projections.Counters
-		err := d.proj.View(tenant, func(t *projections.Tenant, c projections.Counters, _ uint64) error {
-			st, counters = t.Clone(), c
-			return nil
+		var (
+			results []decided
+			evs     []events.Event
+			fence   uint64
+		)
+		err := d.proj.ViewAll(tenant, func(t *projections.Tenant, r projections.Reader, applied uint64) error {
+			st := t.Clone()
+			view := newOverlay(r, tenant)
+			for len(q.appended) > 0 && q.appended[0].seq <= applied {
+				q.appended = q.appended[1:]
+			}
+			for _, a := range q.appended {
+				m := projections.Meta{Seq: a.seq, Decision: true}
+				st.Observe(m)
+				view.fold(st, a.evs, m)
+			}
+			fence = st.LastDecision
+			now := d.now()
+			results = make([]decided, len(group))
+			for i, p := range group {
+				dec, err := Decide(st, view, p.cmd, now, nuid.Next)
+				results[i] = decided{Decision: dec, err: err}
+				if err != nil {
+					continue
+				}
+				view.fold(st, dec.Events, projections.Meta{})
+				evs = append(evs, dec.Events...)
+			}
+			return view.err
 		})
 		if err != nil {
 			failAll(err)
-			return 0
-		}
-		fence := st.LastDecision
-		view := newOverlay(counters, func(id string) bool {
-			seen, err := d.proj.Seen(tenant, id)
-			return err == nil && seen
-		})
-		now := d.now()
-		results := make([]decided, len(group))
-		var evs []events.Event
-		for i, p := range group {
-			dec, err := Decide(st, view, p.cmd, now, nuid.Next)
-			results[i] = decided{Decision: dec, err: err}
-			if err != nil {
-				continue
-			}
-			for j := range dec.Events {
-				projections.Evolve(st, &dec.Events[j], projections.Meta{}, view.d)
-				view.seen[dec.Events[j].ID] = true
-			}
-			evs = append(evs, dec.Events...)
+			return
 		}
 		if len(evs) == 0 {
 			answer(results)
-			return 0
+			return
 		}
 		seq, err := d.app.Append(ctx, tenant, events.ClassDecision, evs, &Fence{LastSeq: fence})
 		if errors.Is(err, events.ErrConflict) && attempt < maxFenceRetries {
@@ -177,27 +190,30 @@ func (d *decider) decideGroup(tenant string, lastSeq uint64, group []*pendingCom
 			last, lerr := d.lastDecisionSeq(ctx, tenant)
 			if lerr != nil {
 				failAll(lerr)
-				return 0
+				return
 			}
-			lastSeq = max(lastSeq, last)
+			catchUp = last
 			continue
 		}
 		if err != nil {
+			// The append may have landed even so: the next group's fence
+			// then fails and it catches up.
 			for i := range results {
 				if results[i].err == nil && len(results[i].Events) > 0 {
 					results[i].err = err
 				}
 			}
 			answer(results)
-			return 0
+			return
 		}
+		q.appended = append(q.appended, appended{seq: seq, evs: evs})
 		for i := range results {
 			if len(results[i].Events) > 0 {
 				results[i].seq = seq
 			}
 		}
 		answer(results)
-		return seq
+		return
 	}
 }
 
@@ -243,17 +259,27 @@ func (d *decider) sweepExpiries(ctx context.Context, every time.Duration) {
 	}
 }
 
-// overlay adds the deltas of decisions not yet in the stream to the
-// projection's counters.
+// overlay is the projection seen through decisions it has not folded yet:
+// their counter deltas, event ids and settled reservations on top of what
+// the store holds.
 type overlay struct {
-	base     projections.Counters
-	d        *projections.Deltas
-	seen     map[string]bool
-	seenBase func(string) bool
+	base   projections.Reader
+	tenant string
+	d      *projections.Deltas
+	seen   map[string]bool
+	err    error // the first failed lookup: the decisions made on it are void
 }
 
-func newOverlay(base projections.Counters, seen func(string) bool) *overlay {
-	return &overlay{base: base, d: projections.NewDeltas(), seen: map[string]bool{}, seenBase: seen}
+func newOverlay(base projections.Reader, tenant string) *overlay {
+	return &overlay{base: base, tenant: tenant, d: projections.NewDeltas(), seen: map[string]bool{}}
+}
+
+// fold evolves st by evs and keeps their effects.
+func (o *overlay) fold(st *projections.Tenant, evs []events.Event, m projections.Meta) {
+	for j := range evs {
+		projections.Evolve(st, &evs[j], m, o.d)
+		o.seen[evs[j].ID] = true
+	}
 }
 
 func (o *overlay) Sum(k projections.CounterKey, from, to int64) (used, reserved, oldest int64) {
@@ -276,4 +302,26 @@ func (o *overlay) Sum(k projections.CounterKey, from, to int64) (used, reserved,
 	return used, reserved, oldest
 }
 
-func (o *overlay) Seen(id string) bool { return o.seen[id] || o.seenBase(id) }
+func (o *overlay) Seen(id string) bool {
+	if o.seen[id] {
+		return true
+	}
+	seen, err := o.base.Seen(o.tenant, id)
+	o.fail(err)
+	return seen
+}
+
+func (o *overlay) Settled(id string) (projections.ClosedReservation, bool) {
+	if c, ok := o.d.Settled[projections.SettledKey{Tenant: o.tenant, Reservation: id}]; ok {
+		return c, true
+	}
+	c, ok, err := o.base.Settled(o.tenant, id)
+	o.fail(err)
+	return c, ok
+}
+
+func (o *overlay) fail(err error) {
+	if err != nil && o.err == nil {
+		o.err = &events.Error{Code: events.CodeUnavailable, Message: "read the projection: " + err.Error(), Suggestion: "retry shortly"}
+	}
+}

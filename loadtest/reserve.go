@@ -76,15 +76,15 @@ func (e *env) reserve(ctx context.Context) error {
 	if err := e.verifyNoOvercommit(ctx, hot.tenants[0], hotMax); err != nil {
 		return err
 	}
-	var closed, stateBytes int
+	var open, stateBytes int
 	e.projector().View(hot.tenants[0], func(t *projections.Tenant, _ projections.Counters, _ uint64) error {
-		closed = len(t.Closed)
+		open = len(t.Reservations)
 		b, err := msgpack.Marshal(t)
 		stateBytes = len(b)
 		return err
 	})
-	e.notef("reserve: the hot tenant's state keeps %d settled reservations (%d KiB), re-encoded at every commit that touches the tenant and cloned for every group of decisions",
-		closed, stateBytes>>10)
+	e.notef("reserve: the hot tenant's state (%d bytes, %d open reservations; settled ones are kept apart) is re-encoded at every commit that touches the tenant and cloned for every group of decisions",
+		stateBytes, open)
 	e.notef("reserve: %d accounts: %d pairs, %d denied, reserve p50 %.0f µs; hot account: %d pairs, %d denied (limit admits %d holds), reserve p50 %.0f µs; no over-commit",
 		pop.accounts, spread.pairs, spread.denied, spread.lat.quantile(0.5), hotRun.pairs, hotRun.denied, hotMax/reserveEstimate, hotRun.lat.quantile(0.5))
 	e.notef("reserve: pairs_per_s is %.2f× raw sync publish one at a time (target 3×); hot_pairs_per_s is %.2f× (target 1×)",

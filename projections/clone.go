@@ -12,7 +12,6 @@ func (t *Tenant) Clone() *Tenant {
 	c.Epochs = maps.Clone(t.Epochs)
 	c.Rolling = maps.Clone(t.Rolling)
 	c.Reservations = maps.Clone(t.Reservations)
-	c.Closed = maps.Clone(t.Closed)
 	c.Retries = maps.Clone(t.Retries)
 	c.Plans = maps.Clone(t.Plans)
 	if t.Workflows != nil {

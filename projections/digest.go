@@ -16,13 +16,15 @@ type EntryKind int
 // Entry kinds. Unknown covers keys this code does not know (written by a
 // newer version); readers should still account for them.
 const (
-	EntryUnknown EntryKind = iota
-	EntryApplied           // the last applied stream sequence
-	EntryTenant            // a tenant's state (msgpack)
-	EntryCounter           // a windowed counter (int64)
-	EntryTotal             // a tenant's all-time total of a metric (int64)
-	EntrySeen              // an applied event ID -> the sequence that applied it
-	EntryExpiry            // an open reservation by expiry time (Int: Unix ns; ID: the reservation)
+	EntryUnknown   EntryKind = iota
+	EntryApplied             // the last applied stream sequence
+	EntryTenant              // a tenant's state (msgpack)
+	EntryCounter             // a windowed counter (int64)
+	EntryTotal               // a tenant's all-time total of a metric (int64)
+	EntrySeen                // an applied event ID -> the sequence that applied it
+	EntryExpiry              // an open reservation by expiry time (Int: Unix ns; ID: the reservation)
+	EntrySettled             // a settled reservation (msgpack ClosedReservation; ID: the reservation)
+	EntrySettledAt           // a settled reservation by settlement time (Int: Unix ns; ID: the reservation)
 )
 
 func (k EntryKind) String() string {
@@ -39,6 +41,10 @@ func (k EntryKind) String() string {
 		return "seen"
 	case EntryExpiry:
 		return "expiry"
+	case EntrySettled:
+		return "settled"
+	case EntrySettledAt:
+		return "settled_at"
 	}
 	return "unknown"
 }
@@ -52,7 +58,7 @@ type Entry struct {
 	Tenant  string        // tenant, counter, total, seen
 	Counter CounterKey    // counter
 	Metric  events.Metric // total
-	ID      string        // seen: the event ID; expiry: the reservation
+	ID      string        // seen: the event ID; expiry, settled, settled_at: the reservation
 	// Int is the integer value of applied, counter, total and seen entries.
 	Int int64
 }
@@ -96,6 +102,21 @@ func ParseEntry(key, value []byte) Entry {
 		}
 		e.Kind, e.Int = EntryExpiry, decodeBucket(rest[:8])
 		e.Tenant, e.ID = string(rest[8:8+i]), string(rest[8+i+1:])
+	case prefixSettled:
+		// r <tenant> 0 <reservation>
+		i := bytes.IndexByte(rest, 0)
+		if i <= 0 || i == len(rest)-1 {
+			return e
+		}
+		e.Kind, e.Tenant, e.ID = EntrySettled, string(rest[:i]), string(rest[i+1:])
+	case prefixSettledAt:
+		// R <tenant> 0 <settled at:8> <reservation>
+		i := bytes.IndexByte(rest, 0)
+		if i <= 0 || len(rest) < i+1+8+1 {
+			return e
+		}
+		e.Kind, e.Tenant = EntrySettledAt, string(rest[:i])
+		e.Int, e.ID = decodeBucket(rest[i+1:i+9]), string(rest[i+9:])
 	case prefixCounter:
 		k, ok := parseCounterKey(rest)
 		if ok && len(value) == 8 {

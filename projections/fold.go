@@ -32,6 +32,11 @@ type Deltas struct {
 	Totals   map[TotalKey]int64
 	// Expiries adds (true) or removes (false) entries of the expiry index.
 	Expiries map[ExpiryKey]bool
+	// Settled are the reservations settled by the fold.
+	Settled map[SettledKey]ClosedReservation
+	// Forget is, per tenant, the settlement time (Unix ns) before which
+	// settled reservations are forgotten.
+	Forget map[string]int64
 }
 
 // NewDeltas returns empty deltas.
@@ -287,7 +292,7 @@ func (t *Tenant) settle(id string, actual *events.Amounts, outcome string, at ti
 	}
 	delete(t.Reservations, id)
 	d.expiry(ExpiryKey{At: r.ExpiresAt.UnixNano(), Tenant: t.Name, Reservation: id}, false)
-	t.close(r, outcome, at)
+	t.close(r, outcome, at, d)
 	op := r.Dims[events.DimOperation]
 	for _, h := range r.Holds {
 		d.add(h.Key, -h.Amount)

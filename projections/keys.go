@@ -16,13 +16,17 @@ import (
 //	t <tenant> 0 <metric>                       -> int64 all-time total
 //	d <tenant> 0 <event id>                     -> uint64 sequence that applied it
 //	x <expires at:8> <tenant> 0 <reservation>   -> empty: open reservations by expiry
+//	r <tenant> 0 <reservation>                  -> msgpack ClosedReservation: a settled reservation
+//	R <tenant> 0 <settled at:8> <reservation>   -> empty: settled reservations by time, to forget them
 const (
-	prefixMeta    = 'm'
-	prefixTenant  = 's'
-	prefixCounter = 'c'
-	prefixTotal   = 't'
-	prefixSeen    = 'd'
-	prefixExpiry  = 'x'
+	prefixMeta      = 'm'
+	prefixTenant    = 's'
+	prefixCounter   = 'c'
+	prefixTotal     = 't'
+	prefixSeen      = 'd'
+	prefixExpiry    = 'x'
+	prefixSettled   = 'r'
+	prefixSettledAt = 'R'
 )
 
 var keyApplied = []byte{prefixMeta, 'a', 'p', 'p', 'l', 'i', 'e', 'd'}

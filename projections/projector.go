@@ -346,6 +346,27 @@ func (p *Projector) View(tenant string, fn func(t *Tenant, c Counters, applied u
 	return fn(t, p.store, p.applied.Load())
 }
 
+// Reader is what ViewAll lends: the counters and the per-event and
+// per-reservation lookups, all at one applied sequence.
+type Reader interface {
+	Counters
+	Seen(tenant, id string) (bool, error)
+	Settled(tenant, id string) (ClosedReservation, bool, error)
+}
+
+// ViewAll is View with the lookups a decider needs besides the counters.
+// fn runs under the projector's read lock, so it must be short and must not
+// call the projector.
+func (p *Projector) ViewAll(tenant string, fn func(t *Tenant, r Reader, applied uint64) error) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	t, err := p.tenantLocked(tenant, false)
+	if err != nil {
+		return err
+	}
+	return fn(t, p.store, p.applied.Load())
+}
+
 // Totals returns a tenant's all-time totals per metric.
 func (p *Projector) Totals(tenant string) (map[events.Metric]int64, uint64, error) {
 	p.mu.RLock()

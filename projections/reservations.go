@@ -2,9 +2,14 @@ package projections
 
 import (
 	"bytes"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/ledgerworks/ledger/events"
 )
@@ -31,18 +36,118 @@ type ClosedReservation struct {
 	Estimate events.Amounts    `msgpack:"estimate"`
 }
 
-// close remembers a settled reservation and forgets those settled more than
-// ClosedRetention before at (event time, so replay forgets the same ones).
-func (t *Tenant) close(r *Reservation, outcome string, at time.Time) {
-	if t.Closed == nil {
-		t.Closed = map[string]ClosedReservation{}
+// close remembers a settled reservation. Settled reservations are
+// forgotten once the tenant settles another more than ClosedRetention later
+// (event time, so replay forgets the same ones at the same sequence).
+func (t *Tenant) close(r *Reservation, outcome string, at time.Time, d *Deltas) {
+	t.LastSettled = max(t.LastSettled, at.UnixNano())
+	horizon := t.forgetBefore()
+	if d.Forget == nil {
+		d.Forget = map[string]int64{}
 	}
-	for id, c := range t.Closed {
-		if at.Sub(c.At) > ClosedRetention {
-			delete(t.Closed, id)
+	d.Forget[t.Name] = horizon
+	if d.Settled == nil {
+		d.Settled = map[SettledKey]ClosedReservation{}
+	}
+	k := SettledKey{Tenant: t.Name, Reservation: r.ID}
+	if at.UnixNano() < horizon {
+		delete(d.Settled, k) // forgotten as soon as it is settled
+		return
+	}
+	d.Settled[k] = ClosedReservation{Outcome: outcome, At: at, Time: r.Time, Dims: r.Dims, Groups: r.Groups, Estimate: r.Estimate}
+}
+
+func (t *Tenant) forgetBefore() int64 { return t.LastSettled - int64(ClosedRetention) }
+
+// Remembers reports whether a settled reservation is still remembered by the
+// tenant: a store may keep it a little longer than the fold promises.
+func (t *Tenant) Remembers(c ClosedReservation) bool { return c.At.UnixNano() >= t.forgetBefore() }
+
+// SettledKey names a settled reservation.
+type SettledKey struct{ Tenant, Reservation string }
+
+// settledKey: r <tenant> 0 <reservation>.
+func settledKey(dst []byte, tenant, id string) []byte {
+	dst = append(dst, prefixSettled)
+	dst = append(dst, tenant...)
+	dst = append(dst, 0)
+	return append(dst, id...)
+}
+
+// settledAtKey: R <tenant> 0 <settled at:8> <reservation>.
+func settledAtKey(dst []byte, tenant string, at int64, id string) []byte {
+	dst = append(dst, prefixSettledAt)
+	dst = append(dst, tenant...)
+	dst = append(dst, 0)
+	dst = appendBucket(dst, at)
+	return append(dst, id...)
+}
+
+// writeSettled forgets what the commit's settlements put past retention,
+// then writes the new settlements. After every commit the store holds
+// exactly the settled reservations at or after each tenant's horizon, so a
+// rebuilt store and a live one agree at the same sequence.
+func (s *Store) writeSettled(b *pebble.Batch, d *Deltas) error {
+	if len(d.Forget) > 0 {
+		it, err := s.db.NewIter(nil)
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		tenants := slices.Sorted(maps.Keys(d.Forget))
+		var key []byte
+		for _, tenant := range tenants {
+			lower := settledAtKey(nil, tenant, math.MinInt64, "")
+			upper := settledAtKey(nil, tenant, d.Forget[tenant], "")
+			for it.SeekGE(lower); it.Valid() && bytes.Compare(it.Key(), upper) < 0; it.Next() {
+				id := string(it.Key()[len(upper):])
+				if err := b.Delete(it.Key(), nil); err != nil {
+					return err
+				}
+				// The id may have been reused and settled again since:
+				// forget it only if this is the settlement that is past.
+				c, ok, err := s.Settled(tenant, id)
+				if err != nil {
+					return err
+				}
+				if ok && c.At.UnixNano() < d.Forget[tenant] {
+					if err := b.Delete(settledKey(key[:0], tenant, id), nil); err != nil {
+						return err
+					}
+				}
+			}
+			if err := it.Error(); err != nil {
+				return err
+			}
 		}
 	}
-	t.Closed[r.ID] = ClosedReservation{Outcome: outcome, At: at, Time: r.Time, Dims: r.Dims, Groups: r.Groups, Estimate: r.Estimate}
+	for k, c := range d.Settled {
+		if c.At.UnixNano() < d.Forget[k.Tenant] {
+			continue // a later settlement in the same commit put it past retention
+		}
+		v := appendClosed(nil, &c)
+		if err := b.Set(settledKey(nil, k.Tenant, k.Reservation), v, nil); err != nil {
+			return err
+		}
+		if err := b.Set(settledAtKey(nil, k.Tenant, c.At.UnixNano(), k.Reservation), nil, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Settled returns a settled reservation of a tenant, if the store still
+// holds it.
+func (s *Store) Settled(tenant, id string) (ClosedReservation, bool, error) {
+	var c ClosedReservation
+	v, ok, err := s.get(settledKey(nil, tenant, id))
+	if err != nil || !ok {
+		return c, false, err
+	}
+	if err := msgpack.Unmarshal(v, &c); err != nil {
+		return c, false, fmt.Errorf("decode settled reservation %s/%s: %w", tenant, id, err)
+	}
+	return c, true, nil
 }
 
 // ExpiryKey indexes an open reservation by when it expires, so the ledger

@@ -14,18 +14,22 @@ import (
 // workflows, retry signals, rolling windows). It is small and lives in memory
 // while the tenant is active; Store persists it with the counters.
 type Tenant struct {
-	Name         string                       `msgpack:"name"`
-	Quotas       map[string]*QuotaState       `msgpack:"quotas,omitempty"`
-	Epochs       map[string]uint32            `msgpack:"epochs,omitempty"`
-	Rolling      map[string]RollingWindow     `msgpack:"rolling,omitempty"`
-	Reservations map[string]*Reservation      `msgpack:"reservations,omitempty"`
-	Closed       map[string]ClosedReservation `msgpack:"closed,omitempty"`
-	Retries      map[string]Retry             `msgpack:"retries,omitempty"`
-	Workflows    map[string]*Workflow         `msgpack:"workflows,omitempty"`
-	Plans        map[string]events.PlanSet    `msgpack:"plans,omitempty"`
+	Name         string                    `msgpack:"name"`
+	Quotas       map[string]*QuotaState    `msgpack:"quotas,omitempty"`
+	Epochs       map[string]uint32         `msgpack:"epochs,omitempty"`
+	Rolling      map[string]RollingWindow  `msgpack:"rolling,omitempty"`
+	Reservations map[string]*Reservation   `msgpack:"reservations,omitempty"`
+	Retries      map[string]Retry          `msgpack:"retries,omitempty"`
+	Workflows    map[string]*Workflow      `msgpack:"workflows,omitempty"`
+	Plans        map[string]events.PlanSet `msgpack:"plans,omitempty"`
 	// LastDecision is the stream sequence of the tenant's last message on
 	// its decision subject: a decider fences its next append on it.
 	LastDecision uint64 `msgpack:"last_decision,omitempty"`
+	// LastSettled is the latest settlement time (Unix ns) of any of the
+	// tenant's reservations. Settled reservations are not part of this
+	// state, which is rewritten at every commit: they are kept apart (see
+	// Deltas.Settled) and remembered for ClosedRetention before LastSettled.
+	LastSettled int64 `msgpack:"last_settled,omitempty"`
 
 	order []string // quota IDs in sorted order, rebuilt when quotas change
 }

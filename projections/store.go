@@ -272,6 +272,9 @@ func (s *Store) Write(c *Commit) error {
 		if err := writeExpiries(b, c.Deltas.Expiries); err != nil {
 			return err
 		}
+		if err := s.writeSettled(b, c.Deltas); err != nil {
+			return err
+		}
 	}
 	if err := b.Set(keyApplied, encodeInt(int64(c.Applied)), nil); err != nil {
 		return err

@@ -2,7 +2,9 @@ package projections
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -27,12 +29,12 @@ func encodeTenant(t *Tenant) ([]byte, error) {
 	}
 	n := 1
 	for _, set := range []bool{len(t.Quotas) > 0, len(t.Epochs) > 0, len(t.Rolling) > 0, len(t.Reservations) > 0,
-		len(t.Closed) > 0, len(t.Retries) > 0, len(t.Workflows) > 0, len(t.Plans) > 0, t.LastDecision != 0} {
+		len(t.Retries) > 0, len(t.Workflows) > 0, len(t.Plans) > 0, t.LastDecision != 0, t.LastSettled != 0} {
 		if set {
 			n++
 		}
 	}
-	b := make([]byte, 0, 256+160*(len(t.Reservations)+len(t.Closed)))
+	b := make([]byte, 0, 256+160*len(t.Reservations))
 	b = mp.AppendMapLen(b, n)
 	b = mp.AppendStr(b, "name")
 	b = mp.AppendStr(b, t.Name)
@@ -68,15 +70,6 @@ func encodeTenant(t *Tenant) ([]byte, error) {
 			b = appendReservation(b, r)
 		}
 	}
-	if len(t.Closed) > 0 {
-		b = mp.AppendStr(b, "closed")
-		b = mp.AppendMapLen(b, len(t.Closed))
-		for id := range t.Closed {
-			c := t.Closed[id]
-			b = mp.AppendStr(b, id)
-			b = appendClosed(b, &c)
-		}
-	}
 	if len(t.Retries) > 0 {
 		if err := reflected("retries", t.Retries); err != nil {
 			return nil, err
@@ -96,14 +89,25 @@ func encodeTenant(t *Tenant) ([]byte, error) {
 		b = mp.AppendStr(b, "last_decision")
 		b = mp.AppendUint64(b, t.LastDecision)
 	}
+	if t.LastSettled != 0 {
+		b = mp.AppendStr(b, "last_settled")
+		b = mp.AppendInt64(b, t.LastSettled)
+	}
 	return b, nil
 }
 
+// appendStrMapAny writes m with its keys sorted: settled reservations are
+// stored under their own keys, and equal states must be equal bytes.
 func appendStrMapAny(b []byte, m map[string]string) []byte {
 	b = mp.AppendMapLen(b, len(m))
-	for k, v := range m {
+	if len(m) == 1 {
+		for k, v := range m {
+			return mp.AppendStr(mp.AppendStr(b, k), v)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		b = mp.AppendStr(b, k)
-		b = mp.AppendStr(b, v)
+		b = mp.AppendStr(b, m[k])
 	}
 	return b
 }
@@ -225,7 +229,7 @@ func appendClosed(b []byte, c *ClosedReservation) []byte {
 var tenantShapeOK = tenantShape() == tenantShapeWant
 
 // tenantShapeWant is tenantShape() of the types encodeTenant was written for.
-const tenantShapeWant = "projections.Tenant{Name string msgpack:\"name\";Quotas map[string]*projections.QuotaState msgpack:\"quotas,omitempty\";Epochs map[string]uint32 msgpack:\"epochs,omitempty\";Rolling map[string]projections.RollingWindow msgpack:\"rolling,omitempty\";Reservations map[string]*projections.Reservation msgpack:\"reservations,omitempty\";Closed map[string]projections.ClosedReservation msgpack:\"closed,omitempty\";Retries map[string]projections.Retry msgpack:\"retries,omitempty\";Workflows map[string]*projections.Workflow msgpack:\"workflows,omitempty\";Plans map[string]events.PlanSet msgpack:\"plans,omitempty\";LastDecision uint64 msgpack:\"last_decision,omitempty\";order []string }projections.Reservation{ID string msgpack:\"id\";Time time.Time msgpack:\"time\";ExpiresAt time.Time msgpack:\"expires_at\";Dims events.Dimensions msgpack:\"dims,omitempty\";Groups []string msgpack:\"groups,omitempty\";Estimate events.Amounts msgpack:\"estimate\";Holds []projections.Hold msgpack:\"holds,omitempty\"}projections.ClosedReservation{Outcome string msgpack:\"outcome\";At time.Time msgpack:\"at\";Time time.Time msgpack:\"time\";Dims events.Dimensions msgpack:\"dims,omitempty\";Groups []string msgpack:\"groups,omitempty\";Estimate events.Amounts msgpack:\"estimate\"}projections.Hold{Key projections.CounterKey msgpack:\"key\";Amount int64 msgpack:\"amount\"}projections.CounterKey{Tenant string msgpack:\"t\";Quota string msgpack:\"q\";Epoch uint32 msgpack:\"e,omitempty\";Split string msgpack:\"s,omitempty\";Limit string msgpack:\"l\";Bucket int64 msgpack:\"b\";Reserved bool msgpack:\"r,omitempty\"}events.Amounts{Tokens int64 json:\"tokens,omitempty\" msgpack:\"tokens,omitempty\";InputTokens int64 json:\"input_tokens,omitempty\" msgpack:\"input_tokens,omitempty\";OutputTokens int64 json:\"output_tokens,omitempty\" msgpack:\"output_tokens,omitempty\";Requests int64 json:\"requests,omitempty\" msgpack:\"requests,omitempty\";Cost int64 json:\"cost,omitempty\" msgpack:\"cost,omitempty\";Actions events.Counts json:\"actions,omitempty\" msgpack:\"actions,omitempty\"}"
+const tenantShapeWant = "projections.Tenant{Name string msgpack:\"name\";Quotas map[string]*projections.QuotaState msgpack:\"quotas,omitempty\";Epochs map[string]uint32 msgpack:\"epochs,omitempty\";Rolling map[string]projections.RollingWindow msgpack:\"rolling,omitempty\";Reservations map[string]*projections.Reservation msgpack:\"reservations,omitempty\";Retries map[string]projections.Retry msgpack:\"retries,omitempty\";Workflows map[string]*projections.Workflow msgpack:\"workflows,omitempty\";Plans map[string]events.PlanSet msgpack:\"plans,omitempty\";LastDecision uint64 msgpack:\"last_decision,omitempty\";LastSettled int64 msgpack:\"last_settled,omitempty\";order []string }projections.Reservation{ID string msgpack:\"id\";Time time.Time msgpack:\"time\";ExpiresAt time.Time msgpack:\"expires_at\";Dims events.Dimensions msgpack:\"dims,omitempty\";Groups []string msgpack:\"groups,omitempty\";Estimate events.Amounts msgpack:\"estimate\";Holds []projections.Hold msgpack:\"holds,omitempty\"}projections.ClosedReservation{Outcome string msgpack:\"outcome\";At time.Time msgpack:\"at\";Time time.Time msgpack:\"time\";Dims events.Dimensions msgpack:\"dims,omitempty\";Groups []string msgpack:\"groups,omitempty\";Estimate events.Amounts msgpack:\"estimate\"}projections.Hold{Key projections.CounterKey msgpack:\"key\";Amount int64 msgpack:\"amount\"}projections.CounterKey{Tenant string msgpack:\"t\";Quota string msgpack:\"q\";Epoch uint32 msgpack:\"e,omitempty\";Split string msgpack:\"s,omitempty\";Limit string msgpack:\"l\";Bucket int64 msgpack:\"b\";Reserved bool msgpack:\"r,omitempty\"}events.Amounts{Tokens int64 json:\"tokens,omitempty\" msgpack:\"tokens,omitempty\";InputTokens int64 json:\"input_tokens,omitempty\" msgpack:\"input_tokens,omitempty\";OutputTokens int64 json:\"output_tokens,omitempty\" msgpack:\"output_tokens,omitempty\";Requests int64 json:\"requests,omitempty\" msgpack:\"requests,omitempty\";Cost int64 json:\"cost,omitempty\" msgpack:\"cost,omitempty\";Actions events.Counts json:\"actions,omitempty\" msgpack:\"actions,omitempty\"}"
 
 // tenantShape describes the fields of the types encodeTenant writes by hand.
 func tenantShape() string {

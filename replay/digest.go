@@ -96,10 +96,10 @@ func Normalize(e *projections.Entry) ([]byte, bool, error) {
 	switch e.Kind {
 	case projections.EntryCounter, projections.EntryTotal:
 		return e.Value, e.Int != 0, nil
-	case projections.EntryTenant:
+	case projections.EntryTenant, projections.EntrySettled:
 		v, err := CanonicalMsgpack(e.Value)
 		if err != nil {
-			return nil, false, fmt.Errorf("tenant %s: %w", e.Tenant, err)
+			return nil, false, fmt.Errorf("%s %s %s: %w", e.Kind, e.Tenant, e.ID, err)
 		}
 		return v, true, nil
 	}
