@@ -1,6 +1,8 @@
 package projections
 
 import (
+	"context"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
@@ -156,5 +158,45 @@ func BenchmarkStatuses(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		Statuses(t, s, call, now)
+	}
+}
+
+// BenchmarkStoreSumMiss sums the two limits of random accounts among
+// 1,000,000, each with one bucket in a daily and a one-minute limit, so that
+// (almost) every sum misses the counter cache and reads Pebble: the check's
+// cost at scale.
+func BenchmarkStoreSumMiss(b *testing.B) {
+	const accounts = 1_000_000
+	s := openStore(b, b.TempDir())
+	b.Cleanup(func() { s.Close() })
+	now := time.Date(2024, 6, 14, 12, 0, 0, 0, time.UTC)
+	day, minute := calendarW(events.UnitDay, "UTC"), slidingW(60)
+	key := func(i int, w events.Window, limit string) CounterKey {
+		return CounterKey{Tenant: "t" + strconv.Itoa(i%16), Quota: "bench", Split: "u" + strconv.Itoa(i), Limit: limit, Bucket: Bucket(w, now)}
+	}
+	for start := 0; start < accounts; start += 20_000 {
+		d := NewDeltas()
+		for i := start; i < start+20_000; i++ {
+			d.add(key(i, day, "tokens|calendar:day@UTC"), 100)
+			d.add(key(i, minute, "requests|sliding:60"), 1)
+		}
+		if err := s.Write(&Commit{Deltas: d, Applied: uint64(start + 1)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Settle the tree, so compactions do not run during the timed loop.
+	if err := s.DB().Compact(context.Background(), []byte{0}, []byte{0xff}, true); err != nil {
+		b.Fatal(err)
+	}
+	daySpan, minuteSpan := SpanAt(day, now), SpanAt(minute, now)
+	r := rand.New(rand.NewPCG(1, 2))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		i := r.IntN(accounts)
+		if used, _, _ := s.Sum(key(i, day, "tokens|calendar:day@UTC"), daySpan.From, daySpan.To); used != 100 {
+			b.Fatalf("account %d: daily %d", i, used)
+		}
+		s.Sum(key(i, minute, "requests|sliding:60"), minuteSpan.From, minuteSpan.To)
 	}
 }
