@@ -71,6 +71,22 @@ func Encode(enc Encoding, v any) ([]byte, error) {
 	return encodeReflect(v)
 }
 
+// AppendEncode appends the encoding of v to dst, like Encode. The check's
+// messages are written straight into dst, so that a caller reusing dst
+// (a NATS publish copies the body) encodes them without allocating.
+func AppendEncode(dst []byte, enc Encoding, v any) ([]byte, error) {
+	if enc != JSON {
+		if b, ok := appendFast(dst, v); ok {
+			return b, nil
+		}
+	}
+	b, err := Encode(enc, v)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, b...), nil
+}
+
 // encodeReflect is the msgpack encoding by reflection: every type but the
 // check's, and the reference the hand-written codec is tested against.
 func encodeReflect(v any) ([]byte, error) {

@@ -49,20 +49,35 @@ func checkShape() string {
 // encodeFast returns the msgpack encoding of v, or false for a type it does
 // not know.
 func encodeFast(v any) ([]byte, bool) {
+	return appendFast(nil, v)
+}
+
+// appendFast appends the msgpack encoding of v to b, or reports false for a
+// type it does not know.
+func appendFast(b []byte, v any) ([]byte, bool) {
 	if !checkShapeOK {
 		return nil, false
 	}
 	switch v := v.(type) {
 	case CheckRequest:
-		return appendCheckRequest(make([]byte, 0, 128), &v), true
+		return appendCheckRequest(grow(b, 128), &v), true
 	case *CheckRequest:
-		return appendCheckRequest(make([]byte, 0, 128), v), true
+		return appendCheckRequest(grow(b, 128), v), true
 	case CheckReply:
-		return appendCheckReply(make([]byte, 0, 64+256*len(v.Limits)), &v), true
+		return appendCheckReply(grow(b, 64+256*len(v.Limits)), &v), true
 	case *CheckReply:
-		return appendCheckReply(make([]byte, 0, 64+256*len(v.Limits)), v), true
+		return appendCheckReply(grow(b, 64+256*len(v.Limits)), v), true
 	}
 	return nil, false
+}
+
+// grow makes room for about n more bytes in b at once, rather than in the
+// several steps append would take.
+func grow(b []byte, n int) []byte {
+	if cap(b)-len(b) >= n {
+		return b
+	}
+	return append(make([]byte, 0, len(b)+n), b...)
 }
 
 // decodeFast decodes canonical msgpack into v, or reports false (v may then
@@ -71,12 +86,13 @@ func decodeFast(b []byte, v any) bool {
 	if !checkShapeOK {
 		return false
 	}
-	if rv := reflect.ValueOf(v); rv.Kind() != reflect.Pointer || rv.IsNil() || !rv.Elem().IsZero() {
-		return false // reflection merges into what v holds; keep its way
-	}
+	// Reflection merges into what v holds; only a zero v is decoded here.
 	r := &mp.Reader{B: b}
 	switch v := v.(type) {
 	case *CheckRequest:
+		if v == nil || !checkRequestZero(v) {
+			return false
+		}
 		var req CheckRequest
 		if !readCheckRequest(r, &req) || !r.Done() {
 			return false
@@ -84,6 +100,9 @@ func decodeFast(b []byte, v any) bool {
 		*v = req
 		return true
 	case *CheckReply:
+		if v == nil || !checkReplyZero(v) {
+			return false
+		}
 		var rep CheckReply
 		if !readCheckReply(r, &rep) || !r.Done() {
 			return false
@@ -281,36 +300,134 @@ func appendWindow(b []byte, w *events.Window) []byte {
 	return b
 }
 
-// fields reads a map whose keys must come in the order of names (each at
-// most once), calling read for each with the key's index in names.
-func fields(r *mp.Reader, names []string, read func(i int) bool) bool {
+// nextField reads the next key of a map whose keys must come in the order
+// of names, each at most once, and returns its index in names; *next is
+// where the following key's search starts. A plain loop over the keys with
+// this, rather than a callback per field, keeps the decoders free of
+// indirect calls (the reply is decoded by every check a client makes).
+func nextField(r *mp.Reader, names []string, next *int) (int, bool) {
+	k, ok := r.StrBytes()
+	if !ok {
+		return 0, false
+	}
+	for i := *next; i < len(names); i++ {
+		if names[i] == string(k) {
+			*next = i + 1
+			return i, true
+		}
+	}
+	return 0, false // unknown, repeated or out of order
+}
+
+// mapOf reads a map header of at most max entries.
+func mapOf(r *mp.Reader, max int) (int, bool) {
 	n, ok := r.MapLen()
-	if !ok || n > len(names) {
-		return false
+	return n, ok && n <= max
+}
+
+// known returns the constant equal to b, or "" and false. Strings that
+// come back in every request or reply (dimension names, metrics, window
+// kinds and units, enforcements) then cost no allocation; the compiler
+// compares string(b) here without converting.
+func known(b []byte) (string, bool) {
+	switch string(b) {
+	case events.DimUser:
+		return events.DimUser, true
+	case events.DimModel:
+		return events.DimModel, true
+	case events.DimProject:
+		return events.DimProject, true
+	case events.DimAgent:
+		return events.DimAgent, true
+	case events.DimLocation:
+		return events.DimLocation, true
+	case events.DimOperation:
+		return events.DimOperation, true
+	case events.DimSession:
+		return events.DimSession, true
+	case string(events.MetricTokens):
+		return string(events.MetricTokens), true
+	case string(events.MetricInputTokens):
+		return string(events.MetricInputTokens), true
+	case string(events.MetricOutputTokens):
+		return string(events.MetricOutputTokens), true
+	case string(events.MetricRequests):
+		return string(events.MetricRequests), true
+	case string(events.MetricCost):
+		return string(events.MetricCost), true
+	case string(events.MetricWorkflows):
+		return string(events.MetricWorkflows), true
+	case string(events.MetricConcurrent):
+		return string(events.MetricConcurrent), true
+	case string(events.Sliding):
+		return string(events.Sliding), true
+	case string(events.Calendar):
+		return string(events.Calendar), true
+	case string(events.Rolling):
+		return string(events.Rolling), true
+	case "hour":
+		return "hour", true
+	case "day":
+		return "day", true
+	case "week":
+		return "week", true
+	case "month":
+		return "month", true
+	case "UTC":
+		return "UTC", true
+	case string(events.Hard):
+		return string(events.Hard), true
+	case string(events.Soft):
+		return string(events.Soft), true
 	}
-	next := 0
-	for range n {
-		k, ok := r.StrBytes()
-		if !ok {
-			return false
-		}
-		i := next
-		for i < len(names) && names[i] != string(k) {
-			i++
-		}
-		if i == len(names) || !read(i) {
-			return false // unknown, repeated or out of order; or a bad value
-		}
-		next = i + 1
+	return "", false
+}
+
+// strKnown reads a string, without allocating for a known one (see known).
+func strKnown(r *mp.Reader) (string, bool) {
+	b, ok := r.StrBytes()
+	if !ok {
+		return "", false
 	}
-	return true
+	if s, ok := known(b); ok {
+		return s, true
+	}
+	return string(b), true
+}
+
+// strIn reads a string like strKnown, else reusing the last one of slot.
+func strIn(r *mp.Reader, slot int) (string, bool) {
+	off := r.Off
+	b, ok := r.StrBytes()
+	if !ok {
+		return "", false
+	}
+	if s, ok := known(b); ok {
+		return s, true
+	}
+	r.Off = off
+	return r.StrIn(slot)
 }
 
 var checkRequestFields = []string{"tenant", "dims", "groups", "request", "after_seq"}
 
+// checkRequestZero says whether decodeFast may write *req: see decodeFast.
+func checkRequestZero(req *CheckRequest) bool {
+	return req.Tenant == "" && req.Dims == nil && req.Groups == nil && amountsEmpty(&req.Request) &&
+		req.Request.Actions == nil && req.AfterSeq == 0
+}
+
 func readCheckRequest(r *mp.Reader, req *CheckRequest) bool {
-	return fields(r, checkRequestFields, func(i int) bool {
-		var ok bool
+	n, ok := mapOf(r, len(checkRequestFields))
+	if !ok {
+		return false
+	}
+	next := 0
+	for range n {
+		i, ok := nextField(r, checkRequestFields, &next)
+		if !ok {
+			return false
+		}
 		switch i {
 		case 0:
 			req.Tenant, ok = r.Str()
@@ -323,8 +440,11 @@ func readCheckRequest(r *mp.Reader, req *CheckRequest) bool {
 		case 4:
 			req.AfterSeq, ok = r.Uint()
 		}
-		return ok
-	})
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // readStrMap reads a non-empty map of strings with sorted keys.
@@ -334,15 +454,22 @@ func readStrMap(r *mp.Reader) (map[string]string, bool) {
 		return nil, false
 	}
 	m := make(map[string]string, n)
-	prev := ""
+	var prev []byte
 	for j := range n {
-		k, ok1 := r.Str()
-		v, ok2 := r.Str()
-		if !ok1 || !ok2 || (j > 0 && k <= prev) {
+		kb, ok := r.StrBytes()
+		if !ok || (j > 0 && string(kb) <= string(prev)) {
+			return nil, false
+		}
+		k, ok1 := known(kb)
+		if !ok1 {
+			k = string(kb)
+		}
+		v, ok := r.Str()
+		if !ok {
 			return nil, false
 		}
 		m[k] = v
-		prev = k
+		prev = kb
 	}
 	return m, true
 }
@@ -362,26 +489,27 @@ func readStrs(r *mp.Reader) ([]string, bool) {
 }
 
 func readAmounts(r *mp.Reader, a *events.Amounts) bool {
-	return fields(r, events.AmountFieldNames[:], func(i int) bool {
+	names := events.AmountFieldNames[:]
+	n, ok := mapOf(r, len(names))
+	if !ok {
+		return false
+	}
+	next := 0
+	for range n {
+		i, ok := nextField(r, names, &next)
+		if !ok {
+			return false
+		}
 		if i == 5 {
-			n, ok := r.MapLen()
-			if !ok || n == 0 {
+			if a.Actions, ok = readCounts(r); !ok {
 				return false
 			}
-			a.Actions = make(events.Counts, n)
-			prev := ""
-			for j := range n {
-				k, ok1 := r.Str()
-				v, ok2 := r.Int()
-				if !ok1 || !ok2 || (j > 0 && k <= prev) {
-					return false
-				}
-				a.Actions[k] = v
-				prev = k
-			}
-			return true
+			continue
 		}
 		v, ok := r.Int()
+		if !ok {
+			return false
+		}
 		switch i {
 		case 0:
 			a.Tokens = v
@@ -394,15 +522,49 @@ func readAmounts(r *mp.Reader, a *events.Amounts) bool {
 		case 4:
 			a.Cost = v
 		}
-		return ok
-	})
+	}
+	return true
+}
+
+// readCounts reads a non-empty map of counts with sorted keys.
+func readCounts(r *mp.Reader) (events.Counts, bool) {
+	n, ok := r.MapLen()
+	if !ok || n == 0 {
+		return nil, false
+	}
+	c := make(events.Counts, n)
+	prev := ""
+	for j := range n {
+		k, ok1 := r.Str()
+		v, ok2 := r.Int()
+		if !ok1 || !ok2 || (j > 0 && k <= prev) {
+			return nil, false
+		}
+		c[k] = v
+		prev = k
+	}
+	return c, true
 }
 
 var checkReplyFields = []string{"allowed", "code", "reason", "message", "retry_until", "retry_after", "warning", "limits", "applied_seq"}
 
+// checkReplyZero says whether decodeFast may write *rep: see decodeFast.
+func checkReplyZero(rep *CheckReply) bool {
+	return !rep.Allowed && rep.Code == "" && rep.Reason == "" && rep.Message == "" && rep.RetryUntil == nil &&
+		rep.RetryAfter == 0 && !rep.Warning && rep.Limits == nil && rep.AppliedSeq == 0
+}
+
 func readCheckReply(r *mp.Reader, rep *CheckReply) bool {
-	return fields(r, checkReplyFields, func(i int) bool {
-		var ok bool
+	n, ok := mapOf(r, len(checkReplyFields))
+	if !ok {
+		return false
+	}
+	next := 0
+	for range n {
+		i, ok := nextField(r, checkReplyFields, &next)
+		if !ok {
+			return false
+		}
 		switch i {
 		case 0:
 			rep.Allowed, ok = r.Bool()
@@ -423,46 +585,67 @@ func readCheckReply(r *mp.Reader, rep *CheckReply) bool {
 		case 6:
 			rep.Warning, ok = r.Bool()
 		case 7:
-			if c, _ := r.Peek(); c == mp.Nil {
-				r.Off++
-				rep.Limits, ok = nil, true
-				break
-			}
-			var n int
-			if n, ok = r.ArrayLen(); !ok {
-				return false
-			}
-			rep.Limits = make([]LimitStatus, n)
-			for j := range rep.Limits {
-				if !readLimitStatus(r, &rep.Limits[j]) {
-					return false
-				}
-			}
+			rep.Limits, ok = readLimits(r)
 		case 8:
 			rep.AppliedSeq, ok = r.Uint()
 		}
-		return ok
-	})
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// readLimits reads the limits of a reply: nil, or an array of statuses.
+func readLimits(r *mp.Reader) ([]LimitStatus, bool) {
+	if c, _ := r.Peek(); c == mp.Nil {
+		r.Off++
+		return nil, true
+	}
+	n, ok := r.ArrayLen()
+	if !ok {
+		return nil, false
+	}
+	out := make([]LimitStatus, n)
+	// Every windowed limit has a window start: one allocation for all of
+	// them rather than one each.
+	var starts []time.Time
+	for j := range out {
+		if !readLimitStatus(r, &out[j], &starts, n-j) {
+			return nil, false
+		}
+	}
+	return out, true
 }
 
 var limitStatusFields = []string{"quota", "split", "metric", "window", "enforcement", "limit", "used", "reserved", "requested", "remaining", "percent_used", "warning", "exceeded", "window_start", "resets_at", "resets_in"}
 
-func readLimitStatus(r *mp.Reader, l *LimitStatus) bool {
-	return fields(r, limitStatusFields, func(i int) bool {
-		var ok bool
+// readLimitStatus reads one status; a window start goes into *starts,
+// which it makes room in for left statuses when it has none.
+func readLimitStatus(r *mp.Reader, l *LimitStatus, starts *[]time.Time, left int) bool {
+	n, ok := mapOf(r, len(limitStatusFields))
+	if !ok {
+		return false
+	}
+	next := 0
+	for range n {
+		i, ok := nextField(r, limitStatusFields, &next)
+		if !ok {
+			return false
+		}
 		switch i {
 		case 0:
-			l.Quota, ok = r.StrIn(0)
+			l.Quota, ok = strIn(r, 0)
 		case 1:
-			l.Split, ok = r.StrIn(1)
+			l.Split, ok = strIn(r, 1)
 		case 2:
 			var s string
-			s, ok = r.StrIn(2)
+			s, ok = strIn(r, 2)
 			l.Metric = events.Metric(s)
 		case 3:
 			ok = readWindow(r, &l.Window)
 		case 4:
-			l.Enforcement, ok = r.StrIn(3)
+			l.Enforcement, ok = strIn(r, 3)
 		case 5:
 			l.Limit, ok = r.Int()
 		case 6:
@@ -481,34 +664,53 @@ func readLimitStatus(r *mp.Reader, l *LimitStatus) bool {
 			l.Exceeded, ok = r.Bool()
 		case 13:
 			var t time.Time
-			t, ok = r.Time()
-			l.WindowStart = &t
+			if t, ok = r.Time(); ok {
+				if len(*starts) == cap(*starts) {
+					*starts = make([]time.Time, 0, left)
+				}
+				*starts = append(*starts, t)
+				l.WindowStart = &(*starts)[len(*starts)-1]
+			}
 		case 14:
 			l.ResetsAt, ok = r.Time()
 		case 15:
 			l.ResetsIn, ok = r.Int()
 		}
-		return ok
-	})
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 var windowFields = []string{"kind", "unit", "seconds", "tz"}
 
 func readWindow(r *mp.Reader, w *events.Window) bool {
-	return fields(r, windowFields, func(i int) bool {
-		var ok bool
+	n, ok := mapOf(r, len(windowFields))
+	if !ok {
+		return false
+	}
+	next := 0
+	for range n {
+		i, ok := nextField(r, windowFields, &next)
+		if !ok {
+			return false
+		}
 		switch i {
 		case 0:
 			var s string
-			s, ok = r.StrIn(4)
+			s, ok = strIn(r, 4)
 			w.Kind = events.WindowKind(s)
 		case 1:
-			w.Unit, ok = r.StrIn(5)
+			w.Unit, ok = strIn(r, 5)
 		case 2:
 			w.Seconds, ok = r.Int()
 		case 3:
-			w.TZ, ok = r.StrIn(6)
+			w.TZ, ok = strIn(r, 6)
 		}
-		return ok
-	})
+		if !ok {
+			return false
+		}
+	}
+	return true
 }

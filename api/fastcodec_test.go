@@ -156,12 +156,80 @@ func TestCheckCodecMatchesReflection(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 9))
+	// What a ledger sends: well-known dimension names, metrics, windows and
+	// enforcements (decoded without allocating), several window starts.
+	ws, ws2 := time.Unix(1768435200, 0), time.Unix(1768471260, 5)
+	known := CheckRequest{Tenant: "acme", Dims: events.Dimensions{"agent": "a", "location": "eu", "model": "gpt-4o", "operation": "chat", "project": "p", "session": "s", "user": "ana"}, Request: events.Amounts{Tokens: 500}}
+	checkSame(t, known, func() any { return new(CheckRequest) })
+	rep := CheckReply{Allowed: true, AppliedSeq: 3, Limits: []LimitStatus{
+		{Quota: "q", Split: "ana", Metric: "tokens", Window: events.Window{Kind: "calendar", Unit: "day", TZ: "UTC"}, Enforcement: "hard", WindowStart: &ws},
+		{Quota: "q", Split: "ana", Metric: "requests", Window: events.Window{Kind: "sliding", Seconds: 60}, Enforcement: "soft", WindowStart: &ws2},
+		{Quota: "r", Metric: "concurrent", Window: events.Window{Kind: "rolling", Unit: "week"}, Enforcement: "hard"},
+		{Quota: "r", Metric: "cost", Window: events.Window{Kind: "calendar", Unit: "month", TZ: "Europe/Berlin"}, Enforcement: "hard", WindowStart: &ws},
+	}}
+	checkSame(t, rep, func() any { return new(CheckReply) })
 	for range 1000 {
 		req := randCheckRequest(r)
 		checkSame(t, req, func() any { return new(CheckRequest) })
 		checkSame(t, &req, func() any { return new(CheckRequest) })
 		rep := randCheckReply(r)
 		checkSame(t, rep, func() any { return new(CheckReply) })
+	}
+}
+
+// AppendEncode writes what Encode writes, after what dst holds, for the
+// check's types (by hand) and every other type and encoding (through
+// Encode).
+func TestAppendEncodeMatchesEncode(t *testing.T) {
+	ws := time.Date(2026, 1, 15, 0, 0, 0, 0, time.UTC)
+	req := CheckRequest{Tenant: "acme", Dims: events.Dimensions{"user": "ana", "model": "gpt-4o"}, Request: events.Amounts{Tokens: 500}}
+	rep := CheckReply{Allowed: true, AppliedSeq: 3, Limits: []LimitStatus{{Quota: "q", Split: "ana", Metric: "tokens",
+		Window: events.Window{Kind: "calendar", Unit: "day"}, Enforcement: "hard", Limit: 10, Used: 2, Remaining: 8, PercentUsed: 20,
+		WindowStart: &ws, ResetsAt: ws.Add(24 * time.Hour), ResetsIn: 3600}}}
+	prefix := []byte("prefix")
+	for _, enc := range []Encoding{Msgpack, JSON} {
+		for _, v := range []any{req, &req, rep, &rep, TenantRequest{Tenant: "acme", AfterSeq: 3}} {
+			want, err := Encode(enc, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, dst := range [][]byte{nil, append([]byte(nil), prefix...), append(make([]byte, 0, 4096), prefix...)} {
+				got, err := AppendEncode(dst, enc, v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.HasPrefix(got, dst) || !bytes.Equal(got[len(dst):], want) {
+					t.Fatalf("%v %T: AppendEncode(%q) = %x, want the prefix and %x", enc, v, dst, got, want)
+				}
+			}
+		}
+	}
+}
+
+// Decoding into a value that already holds something merges, as reflection
+// does: the hand-written decoder leaves such values to it.
+func TestCheckDecodeMergesIntoNonZero(t *testing.T) {
+	b, err := Encode(Msgpack, CheckRequest{Tenant: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := CheckRequest{AfterSeq: 7}
+	if err := Decode(b, &req); err != nil {
+		t.Fatal(err)
+	}
+	if req.Tenant != "acme" || req.AfterSeq != 7 {
+		t.Fatalf("request: %+v, want tenant acme and after_seq 7 kept", req)
+	}
+	b, err = Encode(Msgpack, CheckReply{Allowed: true, Limits: []LimitStatus{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := CheckReply{AppliedSeq: 9}
+	if err := Decode(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Allowed || rep.AppliedSeq != 0 || rep.Limits == nil {
+		t.Fatalf("reply: %+v, want allowed, applied_seq 0 (present in the body) and empty limits", rep)
 	}
 }
 
@@ -202,6 +270,7 @@ func BenchmarkCheckCodec(b *testing.B) {
 	rep := CheckReply{Allowed: true, Limits: []LimitStatus{ls, ls}, AppliedSeq: 123456}
 	reqB, _ := Encode(Msgpack, req)
 	repB, _ := Encode(Msgpack, rep)
+	var buf []byte
 	for _, c := range []struct {
 		name string
 		fn   func()
@@ -214,6 +283,10 @@ func BenchmarkCheckCodec(b *testing.B) {
 		{"reply/encode-reflect", func() { encodeReflect(rep) }},
 		{"reply/decode", func() { var v CheckReply; Decode(repB, &v) }},
 		{"reply/decode-reflect", func() { var v CheckReply; decodeReflect(repB, &v) }},
+		// What the client and the service do: encode into a buffer they
+		// reuse (a NATS publish copies the body).
+		{"request/append", func() { buf, _ = AppendEncode(buf[:0], Msgpack, &req) }},
+		{"reply/append", func() { buf, _ = AppendEncode(buf[:0], Msgpack, &rep) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
