@@ -180,7 +180,7 @@ func (s *Service) handler(h func(context.Context, api.Encoding, []byte) (any, er
 			ctx, cancel := context.WithTimeout(context.Background(), s.opts.WaitTimeout)
 			defer cancel()
 			reply, err := h(ctx, enc, req.Data())
-			s.respond(req, enc, reply, err, false)
+			s.respond(req, enc, reply, err, false, nil)
 		}()
 	}
 }
@@ -188,6 +188,9 @@ func (s *Service) handler(h func(context.Context, api.Encoding, []byte) (any, er
 // readHandler is handler for reads: see handler.
 func (s *Service) readHandler(h func(context.Context, api.Encoding, []byte) (any, error)) micro.HandlerFunc {
 	async := s.handler(h)
+	// The endpoint's goroutine runs its reads one at a time and a publish
+	// copies the body, so one buffer serves every reply of the endpoint.
+	var buf []byte
 	return func(req micro.Request) {
 		enc := api.Detect(req.Data())
 		reply, err := h(inlineCtx, enc, req.Data())
@@ -195,9 +198,15 @@ func (s *Service) readHandler(h func(context.Context, api.Encoding, []byte) (any
 			async(req)
 			return
 		}
-		s.respond(req, enc, reply, err, true)
+		buf = s.respond(req, enc, reply, err, true, buf[:0])
+		if cap(buf) > maxReplyBuffer {
+			buf = nil // one huge reply (a long quota list) is not kept
+		}
 	}
 }
+
+// maxReplyBuffer bounds the reply buffer a read endpoint keeps.
+const maxReplyBuffer = 64 << 10
 
 // inlineCtx marks a read run on the endpoint's goroutine, where waiting is
 // not allowed: see handler.
@@ -208,15 +217,16 @@ type inlineKey struct{}
 var errWouldWait = errors.New("the read has to wait for the projection")
 
 // respond sends the reply, or the error with its micro status. sync says
-// the handler has not returned yet, so the micro request may be used.
-func (s *Service) respond(req micro.Request, enc api.Encoding, reply any, err error, sync bool) {
+// the handler has not returned yet, so the micro request may be used. The
+// reply is encoded into buf (may be nil), returned for reuse.
+func (s *Service) respond(req micro.Request, enc api.Encoding, reply any, err error, sync bool, buf []byte) []byte {
 	var b []byte
 	if err == nil {
-		b, err = api.Encode(enc, reply)
+		b, err = api.AppendEncode(buf, enc, reply)
 	}
 	if err != nil {
 		s.respondError(req, enc, err, sync)
-		return
+		return buf
 	}
 	if sync {
 		err = req.Respond(b)
@@ -226,6 +236,7 @@ func (s *Service) respond(req micro.Request, enc api.Encoding, reply any, err er
 	if err != nil {
 		s.opts.Logger.Debug("respond", "err", err)
 	}
+	return b
 }
 
 // statusOf maps a code to the micro error status shown by the nats CLI.
@@ -506,10 +517,13 @@ func (s *Service) check(ctx context.Context, _ api.Encoding, data []byte) (any, 
 // CheckReplyOf turns limit statuses into a check reply, denied when consume
 // or reserve would refuse the same call.
 func CheckReplyOf(sts []projections.LimitStatus, now time.Time) api.CheckReply {
-	reply := api.CheckReply{Allowed: true, Limits: make([]api.LimitStatus, 0, len(sts))}
+	reply := api.CheckReply{Allowed: true, Limits: make([]api.LimitStatus, len(sts))}
+	// Window starts in one allocation, not one per limit: a check's reply
+	// is built for every call a metered service makes.
+	starts := make([]time.Time, len(sts))
 	for i := range sts {
 		st := &sts[i]
-		reply.Limits = append(reply.Limits, LimitStatusOf(st, now))
+		limitStatusOf(&reply.Limits[i], st, now, &starts[i])
 		if st.Warning {
 			reply.Warning = true
 		}
@@ -572,6 +586,14 @@ func DenialReason(m events.Metric) string {
 
 // LimitStatusOf converts a projection status to its wire form.
 func LimitStatusOf(st *projections.LimitStatus, now time.Time) api.LimitStatus {
+	var out api.LimitStatus
+	limitStatusOf(&out, st, now, nil)
+	return out
+}
+
+// limitStatusOf is LimitStatusOf into *out; the window start, if any, is
+// kept in *ws (nil: a new one).
+func limitStatusOf(out *api.LimitStatus, st *projections.LimitStatus, now time.Time, ws *time.Time) {
 	enf := string(events.Hard)
 	if st.Soft {
 		enf = string(events.Soft)
@@ -580,7 +602,7 @@ func LimitStatusOf(st *projections.LimitStatus, now time.Time) api.LimitStatus {
 	if in < 0 {
 		in = 0
 	}
-	out := api.LimitStatus{
+	*out = api.LimitStatus{
 		Quota: st.Quota, Split: st.Split, Metric: st.Limit.Metric, Window: st.Limit.Window,
 		Enforcement: enf, Limit: st.Limit.Max, Used: st.Used, Reserved: st.Reserved,
 		Requested: st.Requested, Remaining: st.Remaining,
@@ -589,8 +611,10 @@ func LimitStatusOf(st *projections.LimitStatus, now time.Time) api.LimitStatus {
 		ResetsAt: st.ResetsAt.UTC(), ResetsIn: int64((in + time.Second - 1) / time.Second),
 	}
 	if !st.WindowStart.IsZero() {
-		ws := st.WindowStart.UTC()
-		out.WindowStart = &ws
+		if ws == nil {
+			ws = new(time.Time)
+		}
+		*ws = st.WindowStart.UTC()
+		out.WindowStart = ws
 	}
-	return out
 }
