@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,11 +13,15 @@ import (
 	"github.com/ledgerworks/ledger/events"
 )
 
-// Client calls the ledger service over NATS request/reply.
+// Client calls the ledger service over NATS request/reply. It is safe for
+// concurrent use. Its first request subscribes to a reply inbox of its own
+// on the connection, for as long as the connection lasts or until Close.
 type Client struct {
 	nc      *nats.Conn
 	enc     api.Encoding
 	timeout time.Duration
+	replies replies
+	bodies  sync.Pool // *[]byte: request bodies, reused once published
 }
 
 // Option configures a Client.
@@ -45,7 +50,7 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 	if nc == nil {
 		return nil, errors.New("client: nil connection")
 	}
-	c := &Client{nc: nc, enc: api.Msgpack, timeout: 5 * time.Second}
+	c := &Client{nc: nc, enc: api.Msgpack, timeout: 5 * time.Second, replies: replies{nc: nc}}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
@@ -54,18 +59,36 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// Close releases the client's reply subscription (the connection stays
+// the caller's); a request still waiting then times out. A client used
+// after Close subscribes again.
+func (c *Client) Close() error {
+	return c.replies.close()
+}
+
+// maxPooledBody bounds the request bodies kept for reuse.
+const maxPooledBody = 64 << 10
+
 // call sends req to subject and decodes the reply into reply, or returns the
 // ledger's typed error.
 func (c *Client) call(ctx context.Context, subject string, req, reply any) error {
-	body, err := api.Encode(c.enc, req)
+	// The publish copies the body, so its buffer is reused (a check's body
+	// is then encoded without allocating).
+	bp, _ := c.bodies.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	body, err := api.AppendEncode((*bp)[:0], c.enc, req)
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", subject, err)
 	}
 	// Each request is bounded by the client's timeout, or ctx if sooner: a
 	// request lost with a server that died is retried, not waited on forever.
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	msg, err := c.nc.RequestWithContext(ctx, subject, body)
+	msg, err := c.replies.request(ctx, subject, body, c.timeout)
+	if cap(body) <= maxPooledBody {
+		*bp = body
+		c.bodies.Put(bp)
+	}
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
 			return &events.Error{Code: events.CodeUnavailable, Message: "no ledger service is answering on " + subject, Suggestion: "start the ledger (ledger serve) or check the NATS URL"}
