@@ -300,18 +300,31 @@ func appendWindow(b []byte, w *events.Window) []byte {
 	return b
 }
 
-// nextField reads the next key of a map whose keys must come in the order
-// of names, each at most once, and returns its index in names; *next is
-// where the following key's search starts. A plain loop over the keys with
-// this, rather than a callback per field, keeps the decoders free of
-// indirect calls (the reply is decoded by every check a client makes).
-func nextField(r *mp.Reader, names []string, next *int) (int, bool) {
-	k, ok := r.StrBytes()
-	if !ok {
-		return 0, false
+// keySet holds the field names of a map, in encoding order, each as the
+// bytes the encoder writes for it (a msgpack fixstr: its header and the
+// name), so that a key is recognised with one comparison of the input
+// rather than by reading a string and then comparing it.
+type keySet []string
+
+func keysOf(names ...string) keySet {
+	ks := make(keySet, len(names))
+	for i, n := range names {
+		ks[i] = string(mp.AppendStr(nil, n))
 	}
-	for i := *next; i < len(names); i++ {
-		if names[i] == string(k) {
+	return ks
+}
+
+// nextField reads the next key of a map whose keys must come in the order
+// of keys, each at most once, and returns its index; *next is where the
+// following key's search starts. A plain loop over the keys with this,
+// rather than a callback per field, keeps the decoders free of indirect
+// calls (the reply is decoded by every check a client makes). A key
+// written in any other form than the encoder's is refused.
+func nextField(r *mp.Reader, keys keySet, next *int) (int, bool) {
+	rest := r.B[r.Off:]
+	for i := *next; i < len(keys); i++ {
+		if k := keys[i]; len(rest) >= len(k) && string(rest[:len(k)]) == k {
+			r.Off += len(k)
 			*next = i + 1
 			return i, true
 		}
@@ -409,7 +422,7 @@ func strIn(r *mp.Reader, slot int) (string, bool) {
 	return r.StrIn(slot)
 }
 
-var checkRequestFields = []string{"tenant", "dims", "groups", "request", "after_seq"}
+var checkRequestFields = keysOf("tenant", "dims", "groups", "request", "after_seq")
 
 // checkRequestZero says whether decodeFast may write *req: see decodeFast.
 func checkRequestZero(req *CheckRequest) bool {
@@ -488,8 +501,10 @@ func readStrs(r *mp.Reader) ([]string, bool) {
 	return out, true
 }
 
+var amountFields = keysOf(events.AmountFieldNames[:]...)
+
 func readAmounts(r *mp.Reader, a *events.Amounts) bool {
-	names := events.AmountFieldNames[:]
+	names := amountFields
 	n, ok := mapOf(r, len(names))
 	if !ok {
 		return false
@@ -546,7 +561,7 @@ func readCounts(r *mp.Reader) (events.Counts, bool) {
 	return c, true
 }
 
-var checkReplyFields = []string{"allowed", "code", "reason", "message", "retry_until", "retry_after", "warning", "limits", "applied_seq"}
+var checkReplyFields = keysOf("allowed", "code", "reason", "message", "retry_until", "retry_after", "warning", "limits", "applied_seq")
 
 // checkReplyZero says whether decodeFast may write *rep: see decodeFast.
 func checkReplyZero(rep *CheckReply) bool {
@@ -618,7 +633,7 @@ func readLimits(r *mp.Reader) ([]LimitStatus, bool) {
 	return out, true
 }
 
-var limitStatusFields = []string{"quota", "split", "metric", "window", "enforcement", "limit", "used", "reserved", "requested", "remaining", "percent_used", "warning", "exceeded", "window_start", "resets_at", "resets_in"}
+var limitStatusFields = keysOf("quota", "split", "metric", "window", "enforcement", "limit", "used", "reserved", "requested", "remaining", "percent_used", "warning", "exceeded", "window_start", "resets_at", "resets_in")
 
 // readLimitStatus reads one status; a window start goes into *starts,
 // which it makes room in for left statuses when it has none.
@@ -683,7 +698,7 @@ func readLimitStatus(r *mp.Reader, l *LimitStatus, starts *[]time.Time, left int
 	return true
 }
 
-var windowFields = []string{"kind", "unit", "seconds", "tz"}
+var windowFields = keysOf("kind", "unit", "seconds", "tz")
 
 func readWindow(r *mp.Reader, w *events.Window) bool {
 	n, ok := mapOf(r, len(windowFields))
