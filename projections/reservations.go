@@ -89,7 +89,7 @@ func settledAtKey(dst []byte, tenant string, at int64, id string) []byte {
 // rebuilt store and a live one agree at the same sequence.
 func (s *Store) writeSettled(b *pebble.Batch, d *Deltas) error {
 	if len(d.Forget) > 0 {
-		it, err := s.db.NewIter(nil)
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixSettledAt}, UpperBound: []byte{prefixSettledAt + 1}})
 		if err != nil {
 			return err
 		}
@@ -125,6 +125,9 @@ func (s *Store) writeSettled(b *pebble.Batch, d *Deltas) error {
 		if c.At.UnixNano() < d.Forget[k.Tenant] {
 			continue // a later settlement in the same commit put it past retention
 		}
+		if s.settled != nil {
+			s.settled.add(k.Tenant, k.Reservation) // before the commit: never behind Pebble
+		}
 		v := appendClosed(nil, &c)
 		if err := b.Set(settledKey(nil, k.Tenant, k.Reservation), v, nil); err != nil {
 			return err
@@ -140,6 +143,9 @@ func (s *Store) writeSettled(b *pebble.Batch, d *Deltas) error {
 // holds it.
 func (s *Store) Settled(tenant, id string) (ClosedReservation, bool, error) {
 	var c ClosedReservation
+	if s.settled != nil && s.settled.ready.Load() && !s.settled.mayContain(tenant, id) {
+		return c, false, nil
+	}
 	v, ok, err := s.get(settledKey(nil, tenant, id))
 	if err != nil || !ok {
 		return c, false, err

@@ -87,11 +87,12 @@ func (f *seenFilter) mayContain(tenant, id string) bool {
 	return true
 }
 
-// build adds every seen ID stored in db, then marks the filter ready. It
-// gives up (the filter stays unused) on an error or when stopped.
-func (f *seenFilter) build(db *pebble.DB) {
+// build adds every ID stored in db under prefix (keys of the form
+// prefix <tenant> 0 <id>), then marks the filter ready. It gives up (the
+// filter stays unused) on an error or when stopped.
+func (f *seenFilter) build(db *pebble.DB, prefix byte) {
 	defer close(f.done)
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixSeen}, UpperBound: []byte{prefixSeen + 1}})
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
 	if err != nil {
 		return
 	}

@@ -78,3 +78,39 @@ func TestSettledReservationsForgottenAfterRetention(t *testing.T) {
 		}
 	}
 }
+
+// After a restart the filter over settled ids is rebuilt from the store, so
+// a settled reservation is still found once it is ready, and an unknown id
+// is answered without a Pebble read.
+func TestSettledFilterRebuiltOnOpen(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	d := NewDeltas()
+	tn := NewTenant("acme")
+	tn.close(&Reservation{ID: "r1", Time: at}, OutcomeReleased, at, d)
+	if err := s.Write(&Commit{Deltas: d, Tenants: []*Tenant{tn}, Applied: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir)
+	defer s.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.settled.ready.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the settled filter was not built within 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !s.settled.mayContain("acme", "r1") {
+		t.Fatal("the rebuilt filter misses a settled reservation")
+	}
+	if c, ok, err := s.Settled("acme", "r1"); err != nil || !ok || c.Outcome != OutcomeReleased {
+		t.Fatalf("r1 after reopening: %+v, %v, %v", c, ok, err)
+	}
+	if _, ok, err := s.Settled("acme", "r2"); err != nil || ok {
+		t.Fatalf("r2 was never settled: %v, %v", ok, err)
+	}
+}

@@ -28,8 +28,9 @@ type StoreOptions struct {
 	CounterCacheEntries int
 	// SeenFilterBytes sizes the in-memory filter that spares a Pebble read
 	// when deduplicating a new event ID (default 16 MiB: about 13 million
-	// IDs at 1% false positives; beyond that more reads go to Pebble);
-	// negative turns it off.
+	// IDs at 1% false positives; beyond that more reads go to Pebble), and
+	// a quarter of it (at least 1 MiB) sizes the same kind of filter over
+	// settled reservation ids; negative turns both off.
 	SeenFilterBytes int
 }
 
@@ -95,6 +96,7 @@ type Store struct {
 	cache    *pebble.Cache
 	counters *counterCache // nil when turned off
 	seen     *seenFilter   // nil when turned off
+	settled  *seenFilter   // settled reservation ids; nil when seen is off
 }
 
 // OpenStore opens (or creates) a store in dir.
@@ -127,7 +129,11 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 	}
 	if o.SeenFilterBytes > 0 {
 		st.seen = newSeenFilter(o.SeenFilterBytes)
-		go st.seen.build(db)
+		go st.seen.build(db, prefixSeen)
+		// Every reserve asks whether its id was settled before; nearly
+		// always it was not, and the filter says so without a Pebble read.
+		st.settled = newSeenFilter(max(o.SeenFilterBytes/4, 1<<20))
+		go st.settled.build(db, prefixSettled)
 	}
 	return st, nil
 }
@@ -136,6 +142,7 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 func (s *Store) Close() error {
 	if s.seen != nil {
 		s.seen.close()
+		s.settled.close()
 	}
 	err := s.db.Close()
 	s.cache.Unref()
