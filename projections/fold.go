@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"math"
 	"time"
 
 	"github.com/ledgerworks/ledger/events"
@@ -157,9 +158,27 @@ func Evolve(t *Tenant, ev *events.Event, m Meta, d *Deltas) {
 func Amount(q *events.Quota, m events.Metric, a *events.Amounts, operation string) int64 {
 	n := a.Of(m)
 	if m == events.MetricTokens && n != 0 {
-		n *= q.Multiplier(operation)
+		n = multiplyCapped(n, q.Multiplier(operation))
 	}
 	return n
+}
+
+// maxCounted caps one amount times its cost multiplier (both bounded by
+// validation, but their product is not), so that the product cannot wrap
+// around to a negative count.
+const maxCounted = math.MaxInt64 / 4
+
+func multiplyCapped(n, m int64) int64 {
+	if m == 0 {
+		return 0
+	}
+	if n > maxCounted/m {
+		return maxCounted
+	}
+	if n < -maxCounted/m {
+		return -maxCounted
+	}
+	return n * m
 }
 
 // count adds amounts to every matching quota's counters at the event's time.

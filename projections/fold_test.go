@@ -696,3 +696,25 @@ func canonical(tb testing.TB, b []byte) []byte {
 	}
 	return buf.Bytes()
 }
+
+// The largest valid amount times the largest valid multiplier is capped, not
+// wrapped around to a negative count.
+func TestCostMultiplierCannotWrap(t *testing.T) {
+	q := events.Quota{ID: "q", Costs: events.Counts{"write": 1_000_000}, Limits: []events.Limit{limitOf(events.MetricTokens, 1, slidingW(60))}}
+	if err := q.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		input, output int64
+		want          int64
+	}{
+		{1, 2, 3_000_000},
+		{events.MaxAmount, events.MaxAmount, maxCounted},
+		{-events.MaxAmount, -events.MaxAmount, -maxCounted},
+	} {
+		a := events.Amounts{InputTokens: tc.input, OutputTokens: tc.output}
+		if got := Amount(&q, events.MetricTokens, &a, "write"); got != tc.want {
+			t.Errorf("Amount(%d+%d tokens × 1,000,000) = %d, want %d", tc.input, tc.output, got, tc.want)
+		}
+	}
+}
