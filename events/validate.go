@@ -2,9 +2,7 @@ package events
 
 import (
 	"fmt"
-	"sync"
 	"time"
-	_ "time/tzdata" // quotas name time zones; do not depend on the host's zoneinfo
 	"unicode/utf8"
 )
 
@@ -389,24 +387,12 @@ func (w Window) Length() time.Duration {
 
 // Location is the window's time zone (UTC when unset or unknown).
 func (w Window) Location() *time.Location {
-	if w.TZ == "" || w.TZ == "UTC" { // what LoadLocation returns for both
-		return time.UTC
-	}
-	if loc, ok := locations.Load(w.TZ); ok {
-		return loc.(*time.Location)
-	}
-	loc, err := time.LoadLocation(w.TZ)
+	loc, err := LoadZone(w.TZ) // cached: the fold and every check ask
 	if err != nil {
 		return time.UTC
 	}
-	locations.Store(w.TZ, loc) // only names the zone database knows: bounded
 	return loc
 }
-
-// locations caches loaded zones: loading one parses the zone database
-// (about 30 µs), and the fold and every check need the zone of each
-// calendar limit.
-var locations sync.Map
 
 func (w Window) validate(field string) *Error {
 	switch w.Kind {
@@ -435,7 +421,7 @@ func (w Window) validate(field string) *Error {
 		return invalid(field+".kind", "must be sliding, calendar or rolling")
 	}
 	if w.TZ != "" {
-		if _, err := time.LoadLocation(w.TZ); err != nil {
+		if _, err := LoadZone(w.TZ); err != nil {
 			return invalid(field+".tz", "unknown time zone %q", w.TZ)
 		}
 	}

@@ -483,3 +483,28 @@ func TestErrorText(t *testing.T) {
 		t.Errorf("WithRetryAfter(3s) = %d", r.RetryAfter)
 	}
 }
+
+// Zones come from the ledger's own database, whatever the host has, and the
+// rules it holds are those of its release (Berlin's DST begins on the last
+// Sunday of March).
+func TestZonesFromTheLedgersDatabase(t *testing.T) {
+	t.Setenv("ZONEINFO", t.TempDir()) // a host database that has no zones at all
+	be, err := events.LoadZone("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, off := time.Date(2026, 3, 29, 1, 59, 0, 0, be).Zone(); off != 3600 {
+		t.Errorf("offset before the change %d, want 3600", off)
+	}
+	if _, off := time.Date(2026, 3, 29, 3, 0, 0, 0, be).Zone(); off != 7200 {
+		t.Errorf("offset after the change %d, want 7200", off)
+	}
+	for _, name := range []string{"Mars/Olympus", "../../etc/passwd", "Local"} {
+		if _, err := events.LoadZone(name); err == nil {
+			t.Errorf("LoadZone(%q) succeeded", name)
+		}
+	}
+	if loc, err := events.LoadZone(""); err != nil || loc != time.UTC {
+		t.Errorf(`LoadZone("") = %v, %v`, loc, err)
+	}
+}

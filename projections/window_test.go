@@ -249,7 +249,7 @@ func TestCalendarPeriods(t *testing.T) {
 // local midnight, weeks on Monday, months on the 1st.
 func TestCalendarBoundaries(t *testing.T) {
 	for _, tz := range []string{"America/New_York", "Europe/Berlin"} {
-		loc, err := time.LoadLocation(tz)
+		loc, err := events.LoadZone(tz)
 		if err != nil {
 			t.Fatal(err)
 		}

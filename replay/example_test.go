@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/replay"
 )
 
@@ -22,7 +23,7 @@ func ExampleBuildReport() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	be, err := time.LoadLocation("Europe/Berlin")
+	be, err := events.LoadZone("Europe/Berlin")
 	if err != nil {
 		log.Fatal(err)
 	}

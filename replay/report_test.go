@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/replay"
 	rt "github.com/ledgerworks/ledger/replay/replaytest"
 )
@@ -40,7 +41,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 func berlin(t *testing.T) *time.Location {
 	t.Helper()
-	loc, err := time.LoadLocation("Europe/Berlin")
+	loc, err := events.LoadZone("Europe/Berlin")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/replay"
 )
 
@@ -76,7 +77,7 @@ func (p *periodFlags) parse() (from, to time.Time, loc *time.Location, err error
 	if p.from == "" || p.to == "" {
 		return from, to, nil, errors.New("--from and --to are required")
 	}
-	if loc, err = time.LoadLocation(p.tz); err != nil {
+	if loc, err = events.LoadZone(p.tz); err != nil {
 		return from, to, nil, fmt.Errorf("--tz: %w", err)
 	}
 	if from, err = replay.ParseTime(p.from, loc); err != nil {
@@ -195,7 +196,7 @@ func atCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	loc, err := time.LoadLocation(tz)
+	loc, err := events.LoadZone(tz)
 	if err != nil {
 		return fmt.Errorf("--tz: %w", err)
 	}
