@@ -337,13 +337,7 @@ func (p *Projector) tenantLocked(name string, cache bool) (*Tenant, error) {
 // View calls fn with a tenant's state and the counters, consistent with each
 // other at one applied sequence. fn must not modify the state or keep it.
 func (p *Projector) View(tenant string, fn func(t *Tenant, c Counters, applied uint64) error) error {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	t, err := p.tenantLocked(tenant, false)
-	if err != nil {
-		return err
-	}
-	return fn(t, p.store, p.applied.Load())
+	return p.ViewAll(tenant, func(t *Tenant, r Reader, applied uint64) error { return fn(t, r, applied) })
 }
 
 // Reader is what ViewAll lends: the counters and the per-event and
