@@ -64,6 +64,12 @@ func (e *env) reserve(ctx context.Context) error {
 	}
 	e.notef("reserve baselines: raw async publish %.0f msgs/s; raw sync publish one at a time %.0f msgs/s (p99 %.0f µs), with %d publishers %.0f msgs/s (p99 %.0f µs)",
 		async.rate(), syncSeq.rate.rate(), syncSeq.lat.quantile(0.99), e.cfg.Concurrency, syncConc.rate.rate(), syncConc.lat.quantile(0.99))
+	ceiling, err := e.echoPairs(ctx, payload, e.cfg.Duration/2)
+	if err != nil {
+		return err
+	}
+	e.notef("reserve ceiling: two bare echo round trips per pair (no ledger at all), %d callers: %.0f pairs/s, %.2f× raw async publish, %.2f× raw sync one at a time",
+		e.cfg.Concurrency, ceiling, ceiling/async.rate(), ceiling/syncSeq.rate.rate())
 
 	spread, err := e.reservePairs(ctx, pop, e.cfg.Duration)
 	if err != nil {
@@ -156,6 +162,30 @@ func (e *env) reservePairs(ctx context.Context, pop *population, d time.Duration
 		return res, fmt.Errorf("reserve/reconcile: %w", firstErr)
 	}
 	return res, nil
+}
+
+// echoPairs is the request/reply ceiling of a reserve and reconcile pair:
+// Concurrency callers each making two round trips to a bare echo responder
+// with a body of the reserve's size, for d; it returns pairs per second.
+func (e *env) echoPairs(ctx context.Context, body []byte, d time.Duration) (float64, error) {
+	stop, err := e.echoResponder()
+	if err != nil {
+		return 0, err
+	}
+	defer stop()
+	subject := "benchecho." + e.prefix
+	perSecond, err := concurrent(ctx, e.cfg.Concurrency, d, func(int) error {
+		for range 2 {
+			if _, err := e.nc.Request(subject, body, 5*time.Second); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("echo pairs: %w", err)
+	}
+	return perSecond, nil
 }
 
 type syncResult struct {
