@@ -111,6 +111,7 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 		MemTableSize:                o.MemTableBytes,
 		MemTableStopWritesThreshold: memTableStopWrites,
 		Merger:                      int64Add,
+		Comparer:                    keyComparer,
 		FormatMajorVersion:          pebble.FormatNewest,
 		CompactionConcurrencyRange:  func() (int, int) { return 1, 2 },
 		Logger:                      quietLogger{},
@@ -121,6 +122,9 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		cache.Unref()
+		if ferr := checkComparer(dir); ferr != nil {
+			return nil, ferr
+		}
 		return nil, fmt.Errorf("open projection store %s: %w", dir, err)
 	}
 	st := &Store{db: db, cache: cache}
@@ -333,21 +337,33 @@ func (s *Store) Sum(k CounterKey, from, to int64) (used, reserved, oldest int64)
 	return used, reserved, oldest
 }
 
-// loadBucket reads one bucket of k's limit with two point reads.
+// loadBucket reads one bucket of k's limit: its r and u keys, with one
+// prefix seek that the limit's bloom filters keep to the tables holding it.
 func (s *Store) loadBucket(k *CounterKey, bucket int64) ([]ccBucket, bool) {
+	lower := counterPrefix(make([]byte, 0, 2*96), k)
+	n := len(lower)
+	lower = appendBucket(lower, bucket)
+	upper := appendBucket(append(lower[len(lower):], lower[:n]...), bucket+1) // same array, after lower
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, false
+	}
+	defer it.Close()
 	b := ccBucket{bucket: bucket}
-	key := counterPrefix(make([]byte, 0, 96), k)
-	key = appendBucket(key, bucket)
-	key = append(key, 'u')
-	for _, dst := range []*int64{&b.used, &b.reserved} {
-		v, ok, err := s.get(key)
+	for ok := it.SeekPrefixGE(lower); ok; ok = it.Next() {
+		key := it.Key()
+		v, err := it.ValueAndErr()
 		if err != nil {
 			return nil, false
 		}
-		if ok {
-			*dst = decodeInt(v)
+		if key[len(key)-1] == 'r' {
+			b.reserved += decodeInt(v)
+		} else {
+			b.used += decodeInt(v)
 		}
-		key[len(key)-1] = 'r'
+	}
+	if it.Error() != nil {
+		return nil, false
 	}
 	if b.used == 0 && b.reserved == 0 {
 		return nil, true
@@ -366,7 +382,8 @@ func (s *Store) loadBuckets(k *CounterKey, from int64) (buckets []ccBucket, comp
 		return nil, false
 	}
 	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
+	// A prefix seek: tables whose bloom filter rules the limit out are skipped.
+	for ok := it.SeekPrefixGE(lower); ok; ok = it.Next() {
 		key := it.Key()
 		if len(key) != len(prefix)+9 {
 			return nil, false
@@ -403,6 +420,9 @@ func (s *Store) loadBuckets(k *CounterKey, from int64) (buckets []ccBucket, comp
 
 // sumPebble is Sum by one bounded scan over the limit's buckets.
 func (s *Store) sumPebble(k CounterKey, from, to int64) (used, reserved, oldest int64) {
+	if from > to {
+		return 0, 0, 0 // no bucket; and a seek needs lower <= upper bound
+	}
 	prefix := counterPrefix(make([]byte, 0, 96), &k)
 	lower := appendBucket(bytes.Clone(prefix), from)
 	upper := appendBucket(bytes.Clone(prefix), to+1)
@@ -411,7 +431,7 @@ func (s *Store) sumPebble(k CounterKey, from, to int64) (used, reserved, oldest 
 		return 0, 0, 0
 	}
 	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
+	for ok := it.SeekPrefixGE(lower); ok; ok = it.Next() {
 		key := it.Key()
 		v, err := it.ValueAndErr()
 		if err != nil {
