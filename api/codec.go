@@ -49,7 +49,7 @@ func Decode(b []byte, v any) error {
 	var err error
 	if Detect(b) == JSON {
 		err = json.Unmarshal(b, v)
-	} else if decodeFast(b, v) { // fastcodec.go: the check, by hand
+	} else if decodeFast(b, v) { // fastcodec*.go: the check and reservation path, by hand
 		return nil
 	} else {
 		err = decodeReflect(b, v)
@@ -65,7 +65,7 @@ func Encode(enc Encoding, v any) ([]byte, error) {
 	if enc == JSON {
 		return json.Marshal(v)
 	}
-	if b, ok := encodeFast(v); ok { // fastcodec.go: the check, by hand
+	if b, ok := encodeFast(v); ok { // fastcodec*.go: the check and reservation path, by hand
 		return b, nil
 	}
 	return encodeReflect(v)
@@ -73,7 +73,8 @@ func Encode(enc Encoding, v any) ([]byte, error) {
 
 // AppendEncode appends the encoding of v to dst, like Encode. The check's
 // messages are written straight into dst, so that a caller reusing dst
-// (a NATS publish copies the body) encodes them without allocating.
+// (a NATS publish copies the body) encodes them without allocating; so are
+// the reservation path's.
 func AppendEncode(dst []byte, enc Encoding, v any) ([]byte, error) {
 	if enc != JSON {
 		if b, ok := appendFast(dst, v); ok {
@@ -88,7 +89,8 @@ func AppendEncode(dst []byte, enc Encoding, v any) ([]byte, error) {
 }
 
 // encodeReflect is the msgpack encoding by reflection: every type but the
-// check's, and the reference the hand-written codec is tested against.
+// check's and the reservation path's, and the reference the hand-written
+// codecs are tested against.
 func encodeReflect(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	e := msgpack.NewEncoder(&buf)

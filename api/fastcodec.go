@@ -11,7 +11,8 @@ import (
 )
 
 // A hand-written msgpack codec for the check: the request that every call of
-// a metered service makes, so the one whose cost shows. It writes exactly
+// a metered service makes, so the one whose cost shows (fastcodec_write.go
+// does the same for the reservation path). It writes exactly
 // the bytes Encode writes through reflection, and decodes only that
 // canonical form; anything else (and every error) goes through reflection,
 // as before. A test compares both on random values.
@@ -30,8 +31,13 @@ const checkShapeWant = "api.CheckRequest{Tenant string json:\"tenant\";Dims even
 
 // checkShape describes the fields of the types the codec writes.
 func checkShape() string {
+	return shapeOf(CheckRequest{}, CheckReply{}, LimitStatus{}, events.Window{}, events.Amounts{})
+}
+
+// shapeOf describes the fields of the types of vs: names, types and tags.
+func shapeOf(vs ...any) string {
 	var b strings.Builder
-	for _, v := range []any{CheckRequest{}, CheckReply{}, LimitStatus{}, events.Window{}, events.Amounts{}} {
+	for _, v := range vs {
 		t := reflect.TypeOf(v)
 		b.WriteString(t.String() + "{")
 		for i := range t.NumField() {
@@ -59,6 +65,8 @@ func appendFast(b []byte, v any) ([]byte, bool) {
 		return nil, false
 	}
 	switch v := v.(type) {
+	case ReserveRequest, *ReserveRequest, ReserveReply, *ReserveReply, ReconcileRequest, *ReconcileRequest, DecisionReply, *DecisionReply:
+		return appendWriteFast(b, v) // fastcodec_write.go
 	case CheckRequest:
 		return appendCheckRequest(grow(b, 128), &v), true
 	case *CheckRequest:
@@ -110,7 +118,7 @@ func decodeFast(b []byte, v any) bool {
 		*v = rep
 		return true
 	}
-	return false
+	return decodeWriteFast(r, v) // fastcodec_write.go
 }
 
 func appendStrMap(b []byte, m map[string]string) []byte {

@@ -28,57 +28,100 @@ func FuzzDecodeCheckRequest(f *testing.F) {
 			f.Add(b)
 		}
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var r api.CheckRequest
-		if err := api.Decode(b, &r); err != nil {
-			var e *events.Error
-			if !errors.As(err, &e) {
-				t.Fatalf("error is %T, not *events.Error: %v", err, err)
-			}
-			if e.Code != events.CodeMalformed && e.Code != events.CodeTooLarge {
-				t.Fatalf("decoding returned code %s: %v", e.Code, err)
-			}
-			return
-		}
+	f.Fuzz(fuzzDecodeRequest[api.CheckRequest])
+}
 
-		mb, err := api.Encode(api.Msgpack, r)
-		if err != nil {
-			t.Fatalf("decoded request does not encode as msgpack: %v\n%+v", err, r)
+// FuzzDecodeReserveRequest is FuzzDecodeCheckRequest for reserve requests.
+// Seeds: an example in both encodings, a few edge cases, and
+// testdata/fuzz/FuzzDecodeReserveRequest/.
+func FuzzDecodeReserveRequest(f *testing.F) {
+	ex := exampleCheck()
+	for _, enc := range encodings {
+		for _, v := range []api.ReserveRequest{
+			{Tenant: ex.Tenant, Reservation: "r1", Dims: ex.Dims, Groups: ex.Groups, Estimate: ex.Request, TTLMs: 60_000},
+			{Tenant: "acme", Reservation: "r1", Estimate: events.Amounts{Tokens: 100}}, {},
+		} {
+			b, err := api.Encode(enc, v)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
 		}
-		var fromMP api.CheckRequest
-		if err := api.Decode(mb, &fromMP); err != nil {
-			t.Fatalf("msgpack encoding does not decode: %v\n%x", err, mb)
-		}
-		if !same(fromMP, r) {
-			t.Fatalf("msgpack round trip differs:\n got %+v\nwant %+v", fromMP, r)
-		}
-		if again, err := api.Encode(api.Msgpack, fromMP); err != nil || !bytes.Equal(again, mb) {
-			t.Fatalf("msgpack re-encoding differs (%v)", err)
-		}
+	}
+	f.Fuzz(fuzzDecodeRequest[api.ReserveRequest])
+}
 
-		jb, err := api.Encode(api.JSON, r)
-		if err != nil {
-			t.Fatalf("decoded request does not encode as JSON: %v\n%+v", err, r)
+// FuzzDecodeReconcileRequest is FuzzDecodeCheckRequest for reconcile
+// requests. Seeds: an example in both encodings, a few edge cases, and
+// testdata/fuzz/FuzzDecodeReconcileRequest/.
+func FuzzDecodeReconcileRequest(f *testing.F) {
+	for _, enc := range encodings {
+		for _, v := range []api.ReconcileRequest{
+			{Tenant: "acme", Reservation: "r1", Actual: exampleCheck().Request},
+			{Tenant: "acme", Reservation: "r1", Actual: events.Amounts{Requests: 1}}, {},
+		} {
+			b, err := api.Encode(enc, v)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
 		}
-		var fromJSON api.CheckRequest
-		if err := api.Decode(jb, &fromJSON); err != nil {
-			t.Fatalf("JSON encoding does not decode: %v\n%s", err, jb)
+	}
+	f.Fuzz(fuzzDecodeRequest[api.ReconcileRequest])
+}
+
+// fuzzDecodeRequest checks the properties of FuzzDecodeCheckRequest for a
+// request type T.
+func fuzzDecodeRequest[T any](t *testing.T, b []byte) {
+	var r T
+	if err := api.Decode(b, &r); err != nil {
+		var e *events.Error
+		if !errors.As(err, &e) {
+			t.Fatalf("error is %T, not *events.Error: %v", err, err)
 		}
-		if api.Detect(b) == api.JSON && !same(fromJSON, r) {
-			// From JSON input every string is valid UTF-8 already.
-			t.Fatalf("JSON round trip differs:\n got %+v\nwant %+v", fromJSON, r)
+		if e.Code != events.CodeMalformed && e.Code != events.CodeTooLarge {
+			t.Fatalf("decoding returned code %s: %v", e.Code, err)
 		}
-		// After one pass through JSON, the round trip is exact.
-		jb2, err := api.Encode(api.JSON, fromJSON)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var again api.CheckRequest
-		if err := api.Decode(jb2, &again); err != nil {
-			t.Fatalf("JSON encoding does not decode: %v\n%s", err, jb2)
-		}
-		if !same(again, fromJSON) {
-			t.Fatalf("second JSON round trip differs:\n got %+v\nwant %+v", again, fromJSON)
-		}
-	})
+		return
+	}
+
+	mb, err := api.Encode(api.Msgpack, r)
+	if err != nil {
+		t.Fatalf("decoded request does not encode as msgpack: %v\n%+v", err, r)
+	}
+	var fromMP T
+	if err := api.Decode(mb, &fromMP); err != nil {
+		t.Fatalf("msgpack encoding does not decode: %v\n%x", err, mb)
+	}
+	if !same(fromMP, r) {
+		t.Fatalf("msgpack round trip differs:\n got %+v\nwant %+v", fromMP, r)
+	}
+	if again, err := api.Encode(api.Msgpack, fromMP); err != nil || !bytes.Equal(again, mb) {
+		t.Fatalf("msgpack re-encoding differs (%v)", err)
+	}
+
+	jb, err := api.Encode(api.JSON, r)
+	if err != nil {
+		t.Fatalf("decoded request does not encode as JSON: %v\n%+v", err, r)
+	}
+	var fromJSON T
+	if err := api.Decode(jb, &fromJSON); err != nil {
+		t.Fatalf("JSON encoding does not decode: %v\n%s", err, jb)
+	}
+	if api.Detect(b) == api.JSON && !same(fromJSON, r) {
+		// From JSON input every string is valid UTF-8 already.
+		t.Fatalf("JSON round trip differs:\n got %+v\nwant %+v", fromJSON, r)
+	}
+	// After one pass through JSON, the round trip is exact.
+	jb2, err := api.Encode(api.JSON, fromJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again T
+	if err := api.Decode(jb2, &again); err != nil {
+		t.Fatalf("JSON encoding does not decode: %v\n%s", err, jb2)
+	}
+	if !same(again, fromJSON) {
+		t.Fatalf("second JSON round trip differs:\n got %+v\nwant %+v", again, fromJSON)
+	}
 }
