@@ -10,8 +10,10 @@ import (
 func encodeError(t Type, err error) error { return fmt.Errorf("encode %s payload: %w", t, err) }
 
 // A hand-written msgpack codec for the hot paths: the envelope of every
-// event and the payload of usage.recorded.v1, which producers encode and the
-// projector decodes for every usage event.
+// event, the payload of usage.recorded.v1, which producers encode and the
+// projector decodes for every usage event, and the payloads of the
+// reservation events, which the ledger encodes and the projector decodes for
+// every reserve and reconcile.
 //
 // It writes exactly the bytes the reflection encoder writes (struct fields as
 // a map in declaration order, omitempty fields left out, map keys sorted,
@@ -67,6 +69,14 @@ func appendEvent(b []byte, e *Event) ([]byte, error) {
 	switch p := e.Payload.(type) {
 	case *UsageRecorded:
 		return appendUsageRecorded(b, p), nil
+	case *ReservationCreated:
+		return appendReservationCreated(b, p), nil
+	case *ReservationReconciled:
+		return appendReservationReconciled(b, p), nil
+	case *ReservationReleased:
+		return appendReservationReleased(b, p), nil
+	case *ReservationExpired:
+		return appendReservationExpired(b, p), nil
 	}
 	data, err := marshalMsgpack(e.Payload)
 	if err != nil {
@@ -170,6 +180,14 @@ func readEvent(r *mp.Reader, e *Event) bool {
 	switch Type(tb) {
 	case TypeUsageRecorded:
 		e.Type = TypeUsageRecorded
+	case TypeReservationCreated:
+		e.Type = TypeReservationCreated
+	case TypeReservationReconciled:
+		e.Type = TypeReservationReconciled
+	case TypeReservationReleased:
+		e.Type = TypeReservationReleased
+	case TypeReservationExpired:
+		e.Type = TypeReservationExpired
 	default:
 		return false // other types go through the reflection decoder
 	}
@@ -228,12 +246,31 @@ func readEvent(r *mp.Reader, e *Event) bool {
 	if !r.Key("data") {
 		return false
 	}
-	p := new(UsageRecorded)
-	if !readUsageRecorded(r, p) {
-		return false
+	e.Payload, ok = readPayload(r, e.Type)
+	return ok
+}
+
+// readPayload reads the payload of an event of type t, one of those
+// readEvent takes.
+func readPayload(r *mp.Reader, t Type) (Payload, bool) {
+	switch t {
+	case TypeUsageRecorded:
+		p := new(UsageRecorded)
+		return p, readUsageRecorded(r, p)
+	case TypeReservationCreated:
+		p := new(ReservationCreated)
+		return p, readReservationCreated(r, p)
+	case TypeReservationReconciled:
+		p := new(ReservationReconciled)
+		return p, readReservationReconciled(r, p)
+	case TypeReservationReleased:
+		p := new(ReservationReleased)
+		return p, readReservationReleased(r, p)
+	case TypeReservationExpired:
+		p := new(ReservationExpired)
+		return p, readReservationExpired(r, p)
 	}
-	e.Payload = p
-	return true
+	return nil, false
 }
 
 func readUsageRecorded(r *mp.Reader, p *UsageRecorded) bool {

@@ -82,9 +82,19 @@ func randEvent(r *rand.Rand) Event {
 			e.Groups = append(e.Groups, randString(r, randLen(r)))
 		}
 	}
-	switch r.IntN(4) {
+	switch r.IntN(7) {
 	case 0:
-		e.Payload = &ReservationCreated{Reservation: randString(r, 8), Estimate: randAmounts(r), ExpiresAt: time.Unix(r.Int64N(1<<32), 0).UTC()}
+		e.Payload = &ReservationCreated{Reservation: randString(r, randLen(r)), Estimate: randAmounts(r), ExpiresAt: randTime(r)}
+	case 4:
+		e.Payload = &ReservationReconciled{Reservation: randString(r, randLen(r)), Actual: randAmounts(r)}
+	case 5:
+		p := &ReservationReleased{Reservation: randString(r, randLen(r))}
+		if r.IntN(2) == 0 {
+			p.Reason = randString(r, randLen(r))
+		}
+		e.Payload = p
+	case 6:
+		e.Payload = &ReservationExpired{Reservation: randString(r, randLen(r))}
 	case 1:
 		e.Payload = &UsageCorrected{Corrects: randString(r, 8), Delta: randAmounts(r)}
 	default:
@@ -93,6 +103,24 @@ func randEvent(r *rand.Rand) Event {
 	e.Type = e.Payload.EventType()
 	return e
 }
+
+// randTime picks times in every form of the msgpack timestamp: 4, 8 and 12
+// bytes, and the zero time.
+func randTime(r *rand.Rand) time.Time {
+	switch r.IntN(4) {
+	case 0:
+		return time.Time{}
+	case 1:
+		return time.Unix(r.Int64N(1<<32), 0).UTC()
+	case 2:
+		return time.Unix(r.Int64N(1<<34), r.Int64N(1e9)).UTC()
+	}
+	return time.Unix(r.Int64N(1<<40)-(1<<39), r.Int64N(1e9)).UTC()
+}
+
+// fastTypes are the event types the hand-written decoder takes.
+var fastTypes = map[Type]bool{TypeUsageRecorded: true, TypeReservationCreated: true, TypeReservationReconciled: true,
+	TypeReservationReleased: true, TypeReservationExpired: true}
 
 func TestFastEncodeMatchesReflection(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
@@ -145,7 +173,7 @@ func TestFastEncodeMatchesReflection(t *testing.T) {
 
 // checkFastDecode fails if the fast decoder takes b and decodes it otherwise
 // than the reflection decoder (or takes what the reflection decoder refuses).
-// With mustTake it also fails when a batch of only usage events is not taken.
+// With mustTake it also fails when a batch of only fastTypes is not taken.
 func checkFastDecode(t *testing.T, b []byte, mustTake bool) {
 	t.Helper()
 	fast, ok := fastDecodeBatch(b)
@@ -156,7 +184,7 @@ func checkFastDecode(t *testing.T, b []byte, mustTake bool) {
 	if !ok {
 		if err == nil {
 			for _, e := range want {
-				if e.Type != TypeUsageRecorded {
+				if !fastTypes[e.Type] {
 					return
 				}
 			}
@@ -221,9 +249,9 @@ func TestFastDecodeGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		usage := strings.HasPrefix(filepath.Base(g), string(TypeUsageRecorded))
-		checkFastDecode(t, append([]byte{0x91}, b...), usage)
-		if _, ok := fastDecodeEvent(b); ok != usage {
+		fast := fastTypes[Type(strings.TrimSuffix(filepath.Base(g), ".msgpack"))]
+		checkFastDecode(t, append([]byte{0x91}, b...), fast)
+		if _, ok := fastDecodeEvent(b); ok != fast {
 			t.Errorf("%s: fast decoder took it: %v", g, ok)
 		}
 	}
@@ -262,4 +290,37 @@ func BenchmarkCodecReflect(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)*512/b.Elapsed().Seconds(), "events/s")
 	})
+}
+
+// BenchmarkReservationCodec encodes and decodes a decision batch of the
+// reservation path (a reserve and a reconcile), by hand and by reflection.
+func BenchmarkReservationCodec(b *testing.B) {
+	at := time.Date(2026, 3, 14, 15, 9, 26, 535897932, time.UTC)
+	dims := Dimensions{DimUser: "u17", DimModel: "gpt-4o"}
+	evs := []Event{
+		New("5IhNWrVTfkNLvTCVmKcBsJ", "acme", at, dims, &ReservationCreated{Reservation: "5IhNWrVTfkNLvTCVmKcBsJ", Estimate: Amounts{Tokens: 100}, ExpiresAt: at.Add(time.Minute)}),
+		New("5IhNWrVTfkNLvTCVmKcBsJ:reconciled", "acme", at, dims, &ReservationReconciled{Reservation: "5IhNWrVTfkNLvTCVmKcBsJ", Actual: Amounts{Requests: 1}}),
+	}
+	data, err := EncodeBatch(evs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"encode", func() error { _, err := EncodeBatch(evs); return err }},
+		{"encode-reflect", func() error { _, err := encodeBatchReflect(evs); return err }},
+		{"decode", func() error { _, err := DecodeBatch(data); return err }},
+		{"decode-reflect", func() error { _, err := decodeBatchReflect(data); return err }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.fn(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

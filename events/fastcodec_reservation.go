@@ -1,0 +1,178 @@
+package events
+
+import "github.com/ledgerworks/ledger/internal/mp"
+
+// The reservation events' payloads, by hand: see fastcodec.go. Each is a map
+// of its fields in declaration order, omitempty ones left out when empty.
+
+func appendAmountsMap(b []byte, a *Amounts) []byte {
+	b = mp.AppendMapLen(b, a.MsgpackFields())
+	return a.AppendMsgpackFields(b, mp.AppendInt)
+}
+
+func appendReservationCreated(b []byte, p *ReservationCreated) []byte {
+	b = mp.AppendMapLen(b, 3)
+	b = mp.AppendStr(b, "reservation")
+	b = mp.AppendStr(b, p.Reservation)
+	b = mp.AppendStr(b, "estimate")
+	b = appendAmountsMap(b, &p.Estimate)
+	b = mp.AppendStr(b, "expires_at")
+	return mp.AppendTime(b, p.ExpiresAt)
+}
+
+func appendReservationReconciled(b []byte, p *ReservationReconciled) []byte {
+	b = mp.AppendMapLen(b, 2)
+	b = mp.AppendStr(b, "reservation")
+	b = mp.AppendStr(b, p.Reservation)
+	b = mp.AppendStr(b, "actual")
+	return appendAmountsMap(b, &p.Actual)
+}
+
+func appendReservationReleased(b []byte, p *ReservationReleased) []byte {
+	n := 1
+	if p.Reason != "" {
+		n++
+	}
+	b = mp.AppendMapLen(b, n)
+	b = mp.AppendStr(b, "reservation")
+	b = mp.AppendStr(b, p.Reservation)
+	if p.Reason != "" {
+		b = mp.AppendStr(b, "reason")
+		b = mp.AppendStr(b, p.Reason)
+	}
+	return b
+}
+
+func appendReservationExpired(b []byte, p *ReservationExpired) []byte {
+	b = mp.AppendMapLen(b, 1)
+	b = mp.AppendStr(b, "reservation")
+	return mp.AppendStr(b, p.Reservation)
+}
+
+// fields reads the keys of a map whose keys must come in the order of
+// names, each at most once, calling field with the index of each; the
+// value is field's to read. Any other key refuses the input.
+func fields(r *mp.Reader, names []string, field func(i int) bool) bool {
+	n, ok := r.MapLen()
+	if !ok || n > len(names) {
+		return false
+	}
+	next := 0
+	for range n {
+		k, ok := r.StrBytes()
+		if !ok {
+			return false
+		}
+		i := next
+		for i < len(names) && names[i] != string(k) {
+			i++
+		}
+		if i == len(names) || !field(i) {
+			return false // unknown, repeated or out of order, or a bad value
+		}
+		next = i + 1
+	}
+	return true
+}
+
+// readAmountsMap reads Amounts written as a map of its own.
+func readAmountsMap(r *mp.Reader, a *Amounts) bool {
+	return fields(r, AmountFieldNames[:], func(i int) bool {
+		if i == 5 {
+			c, ok := readCounts(r)
+			a.Actions = c
+			return ok
+		}
+		v, ok := r.Int()
+		switch i {
+		case 0:
+			a.Tokens = v
+		case 1:
+			a.InputTokens = v
+		case 2:
+			a.OutputTokens = v
+		case 3:
+			a.Requests = v
+		case 4:
+			a.Cost = v
+		}
+		return ok
+	})
+}
+
+// readCounts reads a non-empty map of counts with sorted keys.
+func readCounts(r *mp.Reader) (Counts, bool) {
+	m, ok := r.MapLen()
+	if !ok || m == 0 || m > r.Left() {
+		return nil, false
+	}
+	c := make(Counts, m)
+	prev := ""
+	for j := range m {
+		k, ok := r.StrBytes()
+		if !ok || (j > 0 && string(k) <= prev) {
+			return nil, false
+		}
+		v, ok := r.Int()
+		if !ok {
+			return nil, false
+		}
+		prev = string(k)
+		c[prev] = v
+	}
+	return c, true
+}
+
+var (
+	reservationCreatedFields    = []string{"reservation", "estimate", "expires_at"}
+	reservationReconciledFields = []string{"reservation", "actual"}
+	reservationReleasedFields   = []string{"reservation", "reason"}
+	reservationExpiredFields    = []string{"reservation"}
+)
+
+func readReservationCreated(r *mp.Reader, p *ReservationCreated) bool {
+	return fields(r, reservationCreatedFields, func(i int) bool {
+		var ok bool
+		switch i {
+		case 0:
+			p.Reservation, ok = r.Str()
+		case 1:
+			ok = readAmountsMap(r, &p.Estimate)
+		case 2:
+			p.ExpiresAt, ok = r.Time()
+			p.ExpiresAt = p.ExpiresAt.UTC() // as normalizeTimes does
+		}
+		return ok
+	})
+}
+
+func readReservationReconciled(r *mp.Reader, p *ReservationReconciled) bool {
+	return fields(r, reservationReconciledFields, func(i int) bool {
+		if i == 0 {
+			var ok bool
+			p.Reservation, ok = r.Str()
+			return ok
+		}
+		return readAmountsMap(r, &p.Actual)
+	})
+}
+
+func readReservationReleased(r *mp.Reader, p *ReservationReleased) bool {
+	return fields(r, reservationReleasedFields, func(i int) bool {
+		var ok bool
+		if i == 0 {
+			p.Reservation, ok = r.Str()
+		} else {
+			p.Reason, ok = r.Str()
+		}
+		return ok
+	})
+}
+
+func readReservationExpired(r *mp.Reader, p *ReservationExpired) bool {
+	return fields(r, reservationExpiredFields, func(int) bool {
+		var ok bool
+		p.Reservation, ok = r.Str()
+		return ok
+	})
+}
