@@ -41,11 +41,14 @@ func (c *Client) Reserve(ctx context.Context, tenant string, dims events.Dimensi
 		o.ID = NewID()
 	}
 	req := api.ReserveRequest{Tenant: tenant, Reservation: o.ID, Dims: dims, Groups: o.Groups, Estimate: estimate, TTLMs: o.TTL.Milliseconds()}
-	var r api.ReserveReply
-	if err := c.call(ctx, api.SubjectReserve, req, &r); err != nil {
+	// The reply is decoded in place: one allocation for the reservation
+	// and its reply rather than one each.
+	res := &Reservation{c: c, Tenant: tenant, ID: o.ID}
+	if err := c.call(ctx, api.SubjectReserve, &req, &res.Reply); err != nil {
 		return nil, err
 	}
-	return &Reservation{c: c, Tenant: tenant, ID: o.ID, ExpiresAt: r.ExpiresAt, Reply: r}, nil
+	res.ExpiresAt = res.Reply.ExpiresAt
+	return res, nil
 }
 
 // Reconcile settles the reservation with what the call used: the surplus is

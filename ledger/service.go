@@ -65,6 +65,9 @@ type Service struct {
 	nc   *nats.Conn
 	sem  chan struct{}
 	wg   sync.WaitGroup
+	// replies holds *[]byte: buffers the write handlers encode their
+	// replies into, reused once published (a publish copies the body).
+	replies sync.Pool
 }
 
 // StartService registers the micro service "ledger" on nc. Writes go through
@@ -169,7 +172,8 @@ func (s *Service) Stop() error {
 // errWouldWait and is run again like a write). Writes run each on a goroutine
 // of their own (bounded), so one slow append never holds up other callers;
 // their replies are published on the service's connection, not through the
-// micro request, whose state micro reads once the handler returns.
+// micro request, whose state micro reads once the handler returns, and are
+// encoded into pooled buffers.
 func (s *Service) handler(h func(context.Context, api.Encoding, []byte) (any, error)) micro.HandlerFunc {
 	return func(req micro.Request) {
 		s.sem <- struct{}{}
@@ -180,7 +184,14 @@ func (s *Service) handler(h func(context.Context, api.Encoding, []byte) (any, er
 			ctx, cancel := context.WithTimeout(context.Background(), s.opts.WaitTimeout)
 			defer cancel()
 			reply, err := h(ctx, enc, req.Data())
-			s.respond(req, enc, reply, err, false, nil)
+			bp, _ := s.replies.Get().(*[]byte)
+			if bp == nil {
+				bp = new([]byte)
+			}
+			*bp = s.respond(req, enc, reply, err, false, (*bp)[:0])
+			if cap(*bp) <= maxReplyBuffer {
+				s.replies.Put(bp)
+			}
 		}()
 	}
 }
@@ -205,7 +216,7 @@ func (s *Service) readHandler(h func(context.Context, api.Encoding, []byte) (any
 	}
 }
 
-// maxReplyBuffer bounds the reply buffer a read endpoint keeps.
+// maxReplyBuffer bounds the reply buffers kept for reuse.
 const maxReplyBuffer = 64 << 10
 
 // inlineCtx marks a read run on the endpoint's goroutine, where waiting is

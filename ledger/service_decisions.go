@@ -19,9 +19,12 @@ func (s *Service) limitsOf(sts []projections.LimitStatus, now time.Time) ([]api.
 		return nil, false
 	}
 	out := make([]api.LimitStatus, len(sts))
+	// Window starts in one allocation, as in CheckReplyOf: a reserve's
+	// reply is built for every call that holds budget.
+	starts := make([]time.Time, len(sts))
 	warn := false
 	for i := range sts {
-		out[i] = LimitStatusOf(&sts[i], now)
+		limitStatusOf(&out[i], &sts[i], now, &starts[i])
 		warn = warn || sts[i].Warning
 	}
 	return out, warn
