@@ -249,7 +249,9 @@ func EncodeBatch(evs []Event) ([]byte, error) {
 	if len(evs) > MaxBatchEvents {
 		return nil, &Error{Code: CodeTooLarge, Message: fmt.Sprintf("batch has %d events, limit %d", len(evs), MaxBatchEvents), Details: map[string]any{"events": len(evs), "limit": MaxBatchEvents}}
 	}
-	b := make([]byte, 0, 160*len(evs)+8)
+	// A usage event takes ~145 bytes; the slack keeps a decision's batch of
+	// one or two reservation events (~200-220 bytes each) from growing.
+	b := make([]byte, 0, 160*len(evs)+128)
 	b = mp.AppendArrayLen(b, len(evs))
 	for i := range evs {
 		var err error
