@@ -217,6 +217,20 @@ func (d *decider) decideGroup(tenant string, q *tenantQueue, group []*pendingCom
 	}
 }
 
+// forgetFolded drops the queues of idle tenants whose appends the projection
+// has folded since their worker stopped, so that tenants that went quiet do
+// not hold their last decisions forever.
+func (d *decider) forgetFolded() {
+	applied := d.proj.Applied()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for tenant, q := range d.tenants {
+		if !q.running && (len(q.appended) == 0 || q.appended[len(q.appended)-1].seq <= applied) {
+			delete(d.tenants, tenant)
+		}
+	}
+}
+
 func (d *decider) lastDecisionSeq(ctx context.Context, tenant string) (uint64, error) {
 	m, err := d.stream.GetLastMsgForSubject(ctx, events.Subject(tenant, events.ClassDecision))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -240,6 +254,7 @@ func (d *decider) sweepExpiries(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
+		d.forgetFolded()
 		due, err := d.proj.DueExpiries(d.now(), 1024)
 		if err != nil {
 			d.log.Warn("expiry sweep", "err", err)
