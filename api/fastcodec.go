@@ -98,27 +98,25 @@ func decodeFast(b []byte, v any) bool {
 	r := &mp.Reader{B: b}
 	switch v := v.(type) {
 	case *CheckRequest:
-		if v == nil || !checkRequestZero(v) {
-			return false
-		}
-		var req CheckRequest
-		if !readCheckRequest(r, &req) || !r.Done() {
-			return false
-		}
-		*v = req
-		return true
+		return decodeInto(r, v, checkRequestZero, readCheckRequest)
 	case *CheckReply:
-		if v == nil || !checkReplyZero(v) {
-			return false
-		}
-		var rep CheckReply
-		if !readCheckReply(r, &rep) || !r.Done() {
-			return false
-		}
-		*v = rep
-		return true
+		return decodeInto(r, v, checkReplyZero, readCheckReply)
 	}
 	return decodeWriteFast(r, v) // fastcodec_write.go
+}
+
+// decodeInto decodes all of r into *v with read, only when *v is zero
+// (reflection merges into what v holds: keep its way for anything else).
+func decodeInto[T any](r *mp.Reader, v *T, zero func(*T) bool, read func(*mp.Reader, *T) bool) bool {
+	if v == nil || !zero(v) {
+		return false
+	}
+	var x T
+	if !read(r, &x) || !r.Done() {
+		return false
+	}
+	*v = x
+	return true
 }
 
 func appendStrMap(b []byte, m map[string]string) []byte {

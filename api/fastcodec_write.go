@@ -63,45 +63,13 @@ func decodeWriteFast(r *mp.Reader, v any) bool {
 	}
 	switch v := v.(type) {
 	case *ReserveRequest:
-		if v == nil || !reserveRequestZero(v) {
-			return false
-		}
-		var req ReserveRequest
-		if !readReserveRequest(r, &req) || !r.Done() {
-			return false
-		}
-		*v = req
-		return true
+		return decodeInto(r, v, reserveRequestZero, readReserveRequest)
 	case *ReserveReply:
-		if v == nil || !reserveReplyZero(v) {
-			return false
-		}
-		var rep ReserveReply
-		if !readReserveReply(r, &rep) || !r.Done() {
-			return false
-		}
-		*v = rep
-		return true
+		return decodeInto(r, v, reserveReplyZero, readReserveReply)
 	case *ReconcileRequest:
-		if v == nil || !reconcileRequestZero(v) {
-			return false
-		}
-		var req ReconcileRequest
-		if !readReconcileRequest(r, &req) || !r.Done() {
-			return false
-		}
-		*v = req
-		return true
+		return decodeInto(r, v, reconcileRequestZero, readReconcileRequest)
 	case *DecisionReply:
-		if v == nil || !decisionReplyZero(v) {
-			return false
-		}
-		var rep DecisionReply
-		if !readDecisionReply(r, &rep) || !r.Done() {
-			return false
-		}
-		*v = rep
-		return true
+		return decodeInto(r, v, decisionReplyZero, readDecisionReply)
 	}
 	return false
 }
