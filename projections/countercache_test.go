@@ -70,7 +70,10 @@ func TestCounterCacheMatchesPebble(t *testing.T) {
 				misses++
 			}
 			u1, r1, o1 := s.Sum(k, from, to)
-			u2, r2, o2 := s.sumPebble(k, from, to)
+			u2, r2, o2, err := s.sumPebble(k, from, to)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if u1 != u2 || r1 != r2 || o1 != o2 {
 				t.Fatalf("round %d: Sum(%+v, %d, %d) = %d, %d, %d from the cache, %d, %d, %d in Pebble", round, k, from, to, u1, r1, o1, u2, r2, o2)
 			}

@@ -351,6 +351,10 @@ type Reader interface {
 // ViewAll is View with the lookups a decider needs besides the counters.
 // fn runs under the projector's read lock, so it must be short and must not
 // call the projector.
+//
+// A counter that cannot be read is not zero: ViewAll then returns an
+// unavailable error (after fn, whatever fn returned), so that no answer is
+// given from counters the store could not read.
 func (p *Projector) ViewAll(tenant string, fn func(t *Tenant, r Reader, applied uint64) error) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -358,7 +362,27 @@ func (p *Projector) ViewAll(tenant string, fn func(t *Tenant, r Reader, applied 
 	if err != nil {
 		return err
 	}
-	return fn(t, p.store, p.applied.Load())
+	r := checkedReader{Store: p.store}
+	err = fn(t, &r, p.applied.Load())
+	if r.err != nil {
+		return &events.Error{Code: events.CodeUnavailable, Message: "read the projection's counters: " + r.err.Error(), Suggestion: "retry shortly; if it persists, check the disk and rebuild the projection"}
+	}
+	return err
+}
+
+// checkedReader is the store as a Reader that keeps the first counter read
+// error instead of counting the counter as zero.
+type checkedReader struct {
+	*Store
+	err error
+}
+
+func (r *checkedReader) Sum(k CounterKey, from, to int64) (used, reserved, oldest int64) {
+	used, reserved, oldest, err := r.SumErr(k, from, to)
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	return used, reserved, oldest
 }
 
 // Totals returns a tenant's all-time totals per metric.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/ledgerworks/ledger/events"
@@ -32,6 +33,9 @@ type StoreOptions struct {
 	// a quarter of it (at least 1 MiB) sizes the same kind of filter over
 	// settled reservation ids; negative turns both off.
 	SeenFilterBytes int
+	// FS is the file system the store lives in (default: the operating
+	// system's). Tests put one in front that fails reads on demand.
+	FS vfs.FS
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {
@@ -119,6 +123,7 @@ func OpenStore(dir string, o StoreOptions) (*Store, error) {
 	cache := pebble.NewCache(o.CacheBytes + memTableStopWrites*int64(o.MemTableBytes))
 	opts := &pebble.Options{
 		Cache:                       cache,
+		FS:                          o.FS,
 		MemTableSize:                o.MemTableBytes,
 		MemTableStopWritesThreshold: memTableStopWrites,
 		Merger:                      int64Add,
@@ -319,17 +324,28 @@ func (s *Store) Write(c *Commit) error {
 
 // Sum implements Counters from the counter cache, or with one bounded scan
 // over the limit's buckets, which then fills the cache.
+//
+// A counter it cannot read counts as zero: use SumErr, or read through
+// Projector.View, where an unreadable counter is an error, not an allowance.
 func (s *Store) Sum(k CounterKey, from, to int64) (used, reserved, oldest int64) {
+	used, reserved, oldest, _ = s.SumErr(k, from, to)
+	return used, reserved, oldest
+}
+
+// SumErr is Sum that says when Pebble could not be read.
+func (s *Store) SumErr(k CounterKey, from, to int64) (used, reserved, oldest int64, err error) {
 	if s.counters == nil {
 		return s.sumPebble(k, from, to)
 	}
 	if used, reserved, oldest, ok := s.counters.sum(&k, from, to); ok {
-		return used, reserved, oldest
+		return used, reserved, oldest, nil
 	}
 	gen, ok := s.counters.loading()
 	if !ok {
 		return s.sumPebble(k, from, to)
 	}
+	// A load that fails for any reason falls back to the plain scan, which
+	// reports a read error if there is one.
 	var buckets []ccBucket
 	ceil := int64(math.MaxInt64)
 	if from == to {
@@ -347,7 +363,7 @@ func (s *Store) Sum(k CounterKey, from, to int64) (used, reserved, oldest int64)
 	e := ccEntry{floor: from, ceil: ceil, buckets: buckets}
 	used, reserved, oldest = e.sum(from, to)
 	s.counters.insert(&k, from, ceil, buckets, gen)
-	return used, reserved, oldest
+	return used, reserved, oldest, nil
 }
 
 // loadBucket reads one bucket of k's limit: its r and u keys, with one
@@ -432,23 +448,23 @@ func (s *Store) loadBuckets(k *CounterKey, from int64) (buckets []ccBucket, comp
 }
 
 // sumPebble is Sum by one bounded scan over the limit's buckets.
-func (s *Store) sumPebble(k CounterKey, from, to int64) (used, reserved, oldest int64) {
+func (s *Store) sumPebble(k CounterKey, from, to int64) (used, reserved, oldest int64, err error) {
 	if from > to {
-		return 0, 0, 0 // no bucket; and a seek needs lower <= upper bound
+		return 0, 0, 0, nil // no bucket; and a seek needs lower <= upper bound
 	}
 	prefix := counterPrefix(make([]byte, 0, 96), &k)
 	lower := appendBucket(bytes.Clone(prefix), from)
 	upper := appendBucket(bytes.Clone(prefix), to+1)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return 0, 0, 0
+		return 0, 0, 0, err
 	}
 	defer it.Close()
 	for ok := it.SeekPrefixGE(lower); ok; ok = it.Next() {
 		key := it.Key()
 		v, err := it.ValueAndErr()
 		if err != nil {
-			break
+			return 0, 0, 0, err
 		}
 		n := decodeInt(v)
 		if n == 0 {
@@ -463,7 +479,7 @@ func (s *Store) sumPebble(k CounterKey, from, to int64) (used, reserved, oldest 
 			used += n
 		}
 	}
-	return used, reserved, oldest
+	return used, reserved, oldest, it.Error()
 }
 
 func decodeBucket(b []byte) int64 {
