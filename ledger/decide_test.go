@@ -1343,10 +1343,17 @@ func TestEvolveResetsAndQuotaEdits(t *testing.T) {
 			statuses: []string{"per-user[alice] tokens: used 0 reserved 0 remaining 100"},
 		},
 		{
-			name:  "a forced reset also lets go of the holds counted before it",
-			given: []events.Event{setQuota(daily), created("r1", t0.Add(-time.Minute), alice, tokens(100), time.Hour), resetCounters("daily", "")},
-			cmd:   Reserve{Reservation: "r2", Dims: alice, Estimate: tokens(100)},
-			want:  []events.Event{created("r2", t0, alice, tokens(100), time.Minute)}, outcome: "created",
+			name:  "a forced reset forgets usage, not the holds of calls in flight",
+			given: []events.Event{setQuota(daily), full, created("r1", t0.Add(-time.Minute), alice, tokens(60), time.Hour), resetCounters("daily", "")},
+			cmd:   Reserve{Reservation: "r2", Dims: alice, Estimate: tokens(50)},
+			err:   events.ErrQuotaExceeded, retryAfter: 41400, details: map[string]any{"used": 0, "reserved": 60},
+			statuses: []string{"daily tokens: used 0 reserved 60 remaining 40"},
+		},
+		{
+			name:  "after a forced reset, what the holds leave is granted",
+			given: []events.Event{setQuota(daily), full, created("r1", t0.Add(-time.Minute), alice, tokens(60), time.Hour), resetCounters("daily", "")},
+			cmd:   Reserve{Reservation: "r2", Dims: alice, Estimate: tokens(40)},
+			want:  []events.Event{created("r2", t0, alice, tokens(40), time.Minute)}, outcome: "created",
 			statuses: []string{"daily tokens: used 0 reserved 100 remaining 0 warning exceeded"},
 		},
 		{

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/ledgerworks/ledger/events"
@@ -145,11 +146,42 @@ func Evolve(t *Tenant, ev *events.Event, m Meta, d *Deltas) {
 				delete(t.Rolling, k)
 			}
 		}
+		t.moveHolds(p.Quota, p.Split, d)
 	case *events.PlanSet:
 		if t.Plans == nil {
 			t.Plans = map[string]events.PlanSet{}
 		}
 		t.Plans[p.Project] = *p
+	}
+}
+
+// moveHolds carries the holds of open reservations on a reset quota (or one
+// split of it) over to the new epoch's counters: a reset forgets usage, not
+// calls in flight, which still hold their estimate until they are settled.
+func (t *Tenant) moveHolds(quota, split string, d *Deltas) {
+	for id, r := range t.Reservations {
+		var moved *Reservation
+		for i, h := range r.Holds {
+			if h.Key.Quota != quota || (split != "" && h.Key.Split != split) {
+				continue
+			}
+			k := h.Key
+			k.Epoch = t.epoch(quota, k.Split)
+			if k == h.Key {
+				continue
+			}
+			if moved == nil { // reservations are shared with clones: copy, never modify
+				c := *r
+				c.Holds = slices.Clone(r.Holds)
+				moved = &c
+			}
+			d.add(h.Key, -h.Amount)
+			d.add(k, h.Amount)
+			moved.Holds[i].Key = k
+		}
+		if moved != nil {
+			t.Reservations[id] = moved
+		}
 	}
 }
 

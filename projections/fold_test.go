@@ -287,6 +287,25 @@ func TestCounterReset(t *testing.T) {
 		check(t, f, "alice", 0, 0)
 		check(t, f, "bob", 0, 0)
 	})
+	t.Run("open reservations keep holding", func(t *testing.T) {
+		for _, reset := range []events.CounterReset{{Quota: "q", Split: "alice"}, {Quota: "q"}} {
+			f := setup(t)
+			f.apply(t0.Add(2*time.Minute), dims("user", "alice"), nil, &events.ReservationCreated{Reservation: "r1", Estimate: events.Amounts{Tokens: 300}, ExpiresAt: t0.Add(time.Hour)})
+			f.apply(t0.Add(3*time.Minute), nil, nil, &reset)
+			if st := f.status(now, dims("user", "alice"), nil, events.Amounts{}, "q", 0); st.Used != 0 || st.Reserved != 300 {
+				t.Errorf("reset %+v: after the reset used %d reserved %d, want 0 and 300 (the call is still in flight)", reset, st.Used, st.Reserved)
+			}
+			f.apply(t0.Add(4*time.Minute), nil, nil, &events.ReservationReconciled{Reservation: "r1", Actual: events.Amounts{Tokens: 120}})
+			if st := f.status(now, dims("user", "alice"), nil, events.Amounts{}, "q", 0); st.Used != 120 || st.Reserved != 0 {
+				t.Errorf("reset %+v: after reconciling used %d reserved %d, want 120 and 0", reset, st.Used, st.Reserved)
+			}
+			for k, n := range f.c {
+				if k.Reserved && n != 0 {
+					t.Errorf("reset %+v: a hold of %d is left on %+v", reset, n, k)
+				}
+			}
+		}
+	})
 	t.Run("whole quota", func(t *testing.T) {
 		f := setup(t)
 		f.apply(t0.Add(2*time.Minute), nil, nil, &events.CounterReset{Quota: "q", Reason: "support ticket"})
