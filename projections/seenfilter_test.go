@@ -36,13 +36,7 @@ func TestSeenFilter(t *testing.T) {
 	}
 	defer s.Close()
 	write(s, 5000, 6000, 2) // perhaps while the filter is being built
-	deadline := time.Now().Add(10 * time.Second)
-	for !s.seen.ready.Load() {
-		if time.Now().After(deadline) {
-			t.Fatal("seen filter not built within 10s")
-		}
-		time.Sleep(time.Millisecond) // polling a condition with a deadline
-	}
+	waitBuilt(t, s.seen)
 	write(s, 6000, 7000, 3)
 	for i := range 7000 {
 		tenant, id := "t"+strconv.Itoa(i%3), "id-"+strconv.Itoa(i)
@@ -64,5 +58,19 @@ func TestSeenFilter(t *testing.T) {
 	}
 	if fresh < 9000 {
 		t.Errorf("the filter spared Pebble for %d of 10000 new IDs, want most", fresh)
+	}
+}
+
+// waitBuilt waits, for 10 s at most, until a filter's build from the store
+// has ended, and fails unless it made the filter ready.
+func waitBuilt(t *testing.T, f *seenFilter) {
+	t.Helper()
+	select {
+	case <-f.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the filter was not built within 10 s")
+	}
+	if !f.ready.Load() {
+		t.Fatal("the filter's build ended without making it ready")
 	}
 }

@@ -97,13 +97,7 @@ func TestSettledFilterRebuiltOnOpen(t *testing.T) {
 	}
 	s = openStore(t, dir)
 	defer s.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for !s.settled.ready.Load() {
-		if time.Now().After(deadline) {
-			t.Fatal("the settled filter was not built within 10 s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitBuilt(t, s.settled)
 	if !s.settled.mayContain("acme", "r1") {
 		t.Fatal("the rebuilt filter misses a settled reservation")
 	}
