@@ -1,9 +1,6 @@
 package api
 
 import (
-	"fmt"
-	"reflect"
-	"strings"
 	"time"
 
 	"github.com/ledgerworks/ledger/events"
@@ -31,25 +28,7 @@ const checkShapeWant = "api.CheckRequest{Tenant string json:\"tenant\";Dims even
 
 // checkShape describes the fields of the types the codec writes.
 func checkShape() string {
-	return shapeOf(CheckRequest{}, CheckReply{}, LimitStatus{}, events.Window{}, events.Amounts{})
-}
-
-// shapeOf describes the fields of the types of vs: names, types and tags.
-func shapeOf(vs ...any) string {
-	var b strings.Builder
-	for _, v := range vs {
-		t := reflect.TypeOf(v)
-		b.WriteString(t.String() + "{")
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if i > 0 {
-				b.WriteByte(';')
-			}
-			fmt.Fprintf(&b, "%s %s %s", f.Name, f.Type, f.Tag)
-		}
-		b.WriteString("}")
-	}
-	return b.String()
+	return mp.Shape(CheckRequest{}, CheckReply{}, LimitStatus{}, events.Window{}, events.Amounts{})
 }
 
 // encodeFast returns the msgpack encoding of v, or false for a type it does
@@ -133,6 +112,9 @@ func appendStrMap(b []byte, m map[string]string) []byte {
 func amountsEmpty(a *events.Amounts) bool {
 	return a.Tokens == 0 && a.InputTokens == 0 && a.OutputTokens == 0 && a.Requests == 0 && a.Cost == 0 && len(a.Actions) == 0
 }
+
+// amountsZero is amountsEmpty without even an empty map: the zero value.
+func amountsZero(a *events.Amounts) bool { return amountsEmpty(a) && a.Actions == nil }
 
 func appendAmounts(b []byte, a *events.Amounts) []byte {
 	b = mp.AppendMapLen(b, a.MsgpackFields())
@@ -432,8 +414,7 @@ var checkRequestFields = keysOf("tenant", "dims", "groups", "request", "after_se
 
 // checkRequestZero says whether decodeFast may write *req: see decodeFast.
 func checkRequestZero(req *CheckRequest) bool {
-	return req.Tenant == "" && req.Dims == nil && req.Groups == nil && amountsEmpty(&req.Request) &&
-		req.Request.Actions == nil && req.AfterSeq == 0
+	return req.Tenant == "" && req.Dims == nil && req.Groups == nil && amountsZero(&req.Request) && req.AfterSeq == 0
 }
 
 func readCheckRequest(r *mp.Reader, req *CheckRequest) bool {

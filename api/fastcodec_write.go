@@ -3,7 +3,6 @@ package api
 import (
 	"time"
 
-	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/internal/mp"
 )
 
@@ -26,7 +25,7 @@ const writeShapeWant = "api.ReserveRequest{Tenant string json:\"tenant\";Reserva
 
 // writeShape describes the fields of the types this codec writes.
 func writeShape() string {
-	return shapeOf(ReserveRequest{}, ReserveReply{}, ReconcileRequest{}, DecisionReply{})
+	return mp.Shape(ReserveRequest{}, ReserveReply{}, ReconcileRequest{}, DecisionReply{})
 }
 
 // appendWriteFast is appendFast for the reservation path's types.
@@ -175,8 +174,6 @@ func appendDecisionReply(b []byte, r *DecisionReply) []byte {
 }
 
 var reserveRequestFields = keysOf("tenant", "reservation", "dims", "groups", "estimate", "ttl_ms")
-
-func amountsZero(a *events.Amounts) bool { return amountsEmpty(a) && a.Actions == nil }
 
 func reserveRequestZero(req *ReserveRequest) bool {
 	return req.Tenant == "" && req.Reservation == "" && req.Dims == nil && req.Groups == nil &&

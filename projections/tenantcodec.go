@@ -1,11 +1,8 @@
 package projections
 
 import (
-	"fmt"
 	"maps"
-	"reflect"
 	"slices"
-	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -233,18 +230,5 @@ const tenantShapeWant = "projections.Tenant{Name string msgpack:\"name\";Quotas 
 
 // tenantShape describes the fields of the types encodeTenant writes by hand.
 func tenantShape() string {
-	var b strings.Builder
-	for _, v := range []any{Tenant{}, Reservation{}, ClosedReservation{}, Hold{}, CounterKey{}, events.Amounts{}} {
-		t := reflect.TypeOf(v)
-		b.WriteString(t.String() + "{")
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if i > 0 {
-				b.WriteByte(';')
-			}
-			fmt.Fprintf(&b, "%s %s %s", f.Name, f.Type, f.Tag)
-		}
-		b.WriteString("}")
-	}
-	return b.String()
+	return mp.Shape(Tenant{}, Reservation{}, ClosedReservation{}, Hold{}, CounterKey{}, events.Amounts{})
 }
