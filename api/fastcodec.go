@@ -503,7 +503,7 @@ func readAmounts(r *mp.Reader, a *events.Amounts) bool {
 			return false
 		}
 		if i == 5 {
-			if a.Actions, ok = readCounts(r); !ok {
+			if a.Actions, ok = events.ReadCounts(r); !ok {
 				return false
 			}
 			continue
@@ -526,26 +526,6 @@ func readAmounts(r *mp.Reader, a *events.Amounts) bool {
 		}
 	}
 	return true
-}
-
-// readCounts reads a non-empty map of counts with sorted keys.
-func readCounts(r *mp.Reader) (events.Counts, bool) {
-	n, ok := r.MapLen()
-	if !ok || n == 0 {
-		return nil, false
-	}
-	c := make(events.Counts, n)
-	prev := ""
-	for j := range n {
-		k, ok1 := r.Str()
-		v, ok2 := r.Int()
-		if !ok1 || !ok2 || (j > 0 && k <= prev) {
-			return nil, false
-		}
-		c[k] = v
-		prev = k
-	}
-	return c, true
 }
 
 var checkReplyFields = keysOf("allowed", "code", "reason", "message", "retry_until", "retry_after", "warning", "limits", "applied_seq")

@@ -79,7 +79,7 @@ func fields(r *mp.Reader, names []string, field func(i int) bool) bool {
 func readAmountsMap(r *mp.Reader, a *Amounts) bool {
 	return fields(r, AmountFieldNames[:], func(i int) bool {
 		if i == 5 {
-			c, ok := readCounts(r)
+			c, ok := ReadCounts(r)
 			a.Actions = c
 			return ok
 		}
@@ -100,10 +100,12 @@ func readAmountsMap(r *mp.Reader, a *Amounts) bool {
 	})
 }
 
-// readCounts reads a non-empty map of counts with sorted keys.
-func readCounts(r *mp.Reader) (Counts, bool) {
-	m, ok := r.MapLen()
-	if !ok || m == 0 || m > r.Left() {
+// ReadCounts reads Counts in the canonical form its encoder writes: a
+// non-empty map with strictly sorted keys (what the hand-written decoders of
+// events and api accept; anything else goes to reflection).
+func ReadCounts(r *mp.Reader) (Counts, bool) {
+	m, ok := r.MapLen() // at most the bytes left
+	if !ok || m == 0 {
 		return nil, false
 	}
 	c := make(Counts, m)
