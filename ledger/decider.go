@@ -50,6 +50,12 @@ type tenantQueue struct {
 	appended []appended
 }
 
+// folded reports whether the projection, at applied, holds all the queue's
+// appends. Only the worker, or anyone while no worker runs, may ask.
+func (q *tenantQueue) folded(applied uint64) bool {
+	return len(q.appended) == 0 || q.appended[len(q.appended)-1].seq <= applied
+}
+
 // appended is one fenced append of decisions.
 type appended struct {
 	seq uint64
@@ -101,7 +107,7 @@ func (d *decider) work(tenant string, q *tenantQueue) {
 		n := min(len(q.queue), maxGroup)
 		if n == 0 {
 			q.running = false
-			if len(q.appended) == 0 || q.appended[len(q.appended)-1].seq <= d.proj.Applied() {
+			if q.folded(d.proj.Applied()) {
 				delete(d.tenants, tenant) // nothing to remember: the projection has it all
 			}
 			d.mu.Unlock()
@@ -225,7 +231,7 @@ func (d *decider) forgetFolded() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for tenant, q := range d.tenants {
-		if !q.running && (len(q.appended) == 0 || q.appended[len(q.appended)-1].seq <= applied) {
+		if !q.running && q.folded(applied) {
 			delete(d.tenants, tenant)
 		}
 	}
