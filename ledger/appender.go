@@ -28,6 +28,12 @@ type Fence struct {
 // Append publishes one tenant's events of one subject class as one stream
 // message and waits for the stream's acknowledgement. With a fence, it fails
 // with events.ErrConflict when another message reached the subject first.
+//
+// An unfenced append carries a Nats-Msg-Id (the batch id), so that the
+// stream drops a retry. A fenced one carries none: a second copy of it is
+// refused by its own fence, since the first moved the subject's last
+// sequence, and every id would cost the server about 200 bytes for the
+// whole duplicate window (millions of ids at a busy tenant's decision rate).
 func (a *Appender) Append(ctx context.Context, tenant, class string, evs []events.Event, fence *Fence) (uint64, error) {
 	data, err := events.EncodeBatch(evs)
 	if err != nil {
@@ -35,11 +41,13 @@ func (a *Appender) Append(ctx context.Context, tenant, class string, evs []event
 	}
 	msg := nats.NewMsg(events.Subject(tenant, class))
 	msg.Data = data
-	opts := []jetstream.PublishOpt{jetstream.WithMsgID(events.BatchID(evs))}
+	var opt jetstream.PublishOpt
 	if fence != nil {
-		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(fence.LastSeq))
+		opt = jetstream.WithExpectLastSequencePerSubject(fence.LastSeq)
+	} else {
+		opt = jetstream.WithMsgID(events.BatchID(evs))
 	}
-	ack, err := a.js.PublishMsg(ctx, msg, opts...)
+	ack, err := a.js.PublishMsg(ctx, msg, opt)
 	if err != nil {
 		return 0, translatePublishError(err)
 	}
