@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
 	"strings"
@@ -251,7 +252,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.NATSURL != "" {
 		where = "server " + cfg.NATSURL
 	}
-	e.notef("ledger bench: %s, durability %s, GOMAXPROCS %d, %s, run prefix %s", where, cfg.Durability, runtime.GOMAXPROCS(0), runtime.Version(), e.prefix)
+	e.notef("ledger bench: %s, durability %s, GOMAXPROCS %d, %s, cgo %s, run prefix %s", where, cfg.Durability, runtime.GOMAXPROCS(0), runtime.Version(), cgoSetting(), e.prefix)
 	if err := e.waitCaughtUp(ctx, cfg.Timeout); err != nil {
 		return err
 	}
@@ -340,3 +341,17 @@ func (e *env) cleanup() {
 func (e *env) projector() *projections.Projector { return e.l.Projector() }
 
 var errTimeout = errors.New("phase timed out")
+
+// cgoSetting reports whether the binary was built with cgo ("1", "0", or
+// "unknown"): with cgo, Pebble allocates its block buffers with C.calloc,
+// which changes the cold-read and ingest figures (docs/PERFORMANCE.md).
+func cgoSetting() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "CGO_ENABLED" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
