@@ -37,6 +37,7 @@ const (
 	SubjectPlanSet       = SubjectPrefix + ".plan.set"
 	SubjectPlanGet       = SubjectPrefix + ".plan.get"
 	SubjectCounterReset  = SubjectPrefix + ".counter.reset"
+	SubjectBatch         = SubjectPrefix + ".batch"
 )
 
 // HeaderErrorCode carries the micro error status on an error reply (the
@@ -204,6 +205,39 @@ type ReleaseRequest struct {
 	Tenant      string `json:"tenant"`
 	Reservation string `json:"reservation"`
 	Reason      string `json:"reason,omitempty"`
+}
+
+// MaxBatchOps bounds the operations of one batch request.
+const MaxBatchOps = 256
+
+// BatchRequest carries several reservation-path operations in one request.
+// The Go client sends its callers' concurrent reserves, reconciles and
+// releases this way, so that a busy client pays one round trip per batch
+// rather than per call. Each operation is decided as its own request would
+// be, and operations on one tenant in the order given.
+type BatchRequest struct {
+	Ops []BatchOp `json:"ops"`
+}
+
+// BatchOp is one operation of a batch: exactly one field is set.
+type BatchOp struct {
+	Reserve   *ReserveRequest   `json:"reserve,omitempty"`
+	Reconcile *ReconcileRequest `json:"reconcile,omitempty"`
+	Release   *ReleaseRequest   `json:"release,omitempty"`
+}
+
+// BatchReply answers a batch: one result per operation, in order.
+type BatchReply struct {
+	Results []BatchResult `json:"results"`
+}
+
+// BatchResult is one operation's answer: its reply (Reserve for a reserve,
+// Decision otherwise) or the typed error its own request would have got. An
+// operation refused changes nothing; the others are decided regardless.
+type BatchResult struct {
+	Reserve  *ReserveReply  `json:"reserve,omitempty"`
+	Decision *DecisionReply `json:"decision,omitempty"`
+	Error    *events.Error  `json:"error,omitempty"`
 }
 
 // RetrySignalRequest reports a 429's RetryInfo for a key such as

@@ -46,6 +46,8 @@ func appendFast(b []byte, v any) ([]byte, bool) {
 	switch v := v.(type) {
 	case ReserveRequest, *ReserveRequest, ReserveReply, *ReserveReply, ReconcileRequest, *ReconcileRequest, DecisionReply, *DecisionReply:
 		return appendWriteFast(b, v) // fastcodec_write.go
+	case BatchRequest, *BatchRequest, BatchReply, *BatchReply:
+		return appendBatchFast(b, v) // fastcodec_batch.go
 	case CheckRequest:
 		return appendCheckRequest(grow(b, 128), &v), true
 	case *CheckRequest:
@@ -80,6 +82,8 @@ func decodeFast(b []byte, v any) bool {
 		return decodeInto(r, v, checkRequestZero, readCheckRequest)
 	case *CheckReply:
 		return decodeInto(r, v, checkReplyZero, readCheckReply)
+	case *BatchRequest, *BatchReply:
+		return decodeBatchFast(r, v) // fastcodec_batch.go
 	}
 	return decodeWriteFast(r, v) // fastcodec_write.go
 }

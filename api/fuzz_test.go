@@ -70,6 +70,29 @@ func FuzzDecodeReconcileRequest(f *testing.F) {
 	f.Fuzz(fuzzDecodeRequest[api.ReconcileRequest])
 }
 
+// FuzzDecodeBatchRequest is FuzzDecodeCheckRequest for batch requests.
+// Seeds: a batch of each operation in both encodings, and edge cases.
+func FuzzDecodeBatchRequest(f *testing.F) {
+	ex := exampleCheck()
+	for _, enc := range encodings {
+		for _, v := range []api.BatchRequest{
+			{Ops: []api.BatchOp{
+				{Reserve: &api.ReserveRequest{Tenant: ex.Tenant, Reservation: "r1", Dims: ex.Dims, Groups: ex.Groups, Estimate: ex.Request, TTLMs: 60_000}},
+				{Reconcile: &api.ReconcileRequest{Tenant: "acme", Reservation: "r0", Actual: ex.Request}},
+				{Release: &api.ReleaseRequest{Tenant: "acme", Reservation: "r2", Reason: "cancelled"}},
+			}},
+			{Ops: []api.BatchOp{{}}}, {Ops: []api.BatchOp{}}, {},
+		} {
+			b, err := api.Encode(enc, v)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
+		}
+	}
+	f.Fuzz(fuzzDecodeRequest[api.BatchRequest])
+}
+
 // fuzzDecodeRequest checks the properties of FuzzDecodeCheckRequest for a
 // request type T.
 func fuzzDecodeRequest[T any](t *testing.T, b []byte) {

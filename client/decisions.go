@@ -43,25 +43,37 @@ func (c *Client) Reserve(ctx context.Context, tenant string, dims events.Dimensi
 	req := api.ReserveRequest{Tenant: tenant, Reservation: o.ID, Dims: dims, Groups: o.Groups, Estimate: estimate, TTLMs: o.TTL.Milliseconds()}
 	// The reply is decoded in place: one allocation for the reservation
 	// and its reply rather than one each.
-	res := &Reservation{c: c, Tenant: tenant, ID: o.ID}
-	if err := c.call(ctx, api.SubjectReserve, &req, &res.Reply); err != nil {
+	res, err := c.batch.do(ctx, api.BatchOp{Reserve: &req})
+	if err != nil {
 		return nil, err
 	}
-	res.ExpiresAt = res.Reply.ExpiresAt
-	return res, nil
+	if res.Reserve == nil {
+		return nil, &events.Error{Code: events.CodeInternal, Message: "the batch result of a reserve has no reserve reply"}
+	}
+	return &Reservation{c: c, Tenant: tenant, ID: o.ID, ExpiresAt: res.Reserve.ExpiresAt, Reply: *res.Reserve}, nil
 }
 
 // Reconcile settles the reservation with what the call used: the surplus is
 // returned, a shortfall charged. Calling it again is harmless.
 func (r *Reservation) Reconcile(ctx context.Context, actual events.Amounts) (*api.DecisionReply, error) {
-	var out api.DecisionReply
-	return &out, r.c.call(ctx, api.SubjectReconcile, api.ReconcileRequest{Tenant: r.Tenant, Reservation: r.ID, Actual: actual}, &out)
+	return r.c.decision(ctx, api.BatchOp{Reconcile: &api.ReconcileRequest{Tenant: r.Tenant, Reservation: r.ID, Actual: actual}})
 }
 
 // Release gives the reservation back: the call never ran.
 func (r *Reservation) Release(ctx context.Context, reason string) (*api.DecisionReply, error) {
-	var out api.DecisionReply
-	return &out, r.c.call(ctx, api.SubjectRelease, api.ReleaseRequest{Tenant: r.Tenant, Reservation: r.ID, Reason: reason}, &out)
+	return r.c.decision(ctx, api.BatchOp{Release: &api.ReleaseRequest{Tenant: r.Tenant, Reservation: r.ID, Reason: reason}})
+}
+
+// decision sends op in a batch and returns its decision reply.
+func (c *Client) decision(ctx context.Context, op api.BatchOp) (*api.DecisionReply, error) {
+	res, err := c.batch.do(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	if res.Decision == nil {
+		return nil, &events.Error{Code: events.CodeInternal, Message: "the batch result has no decision reply"}
+	}
+	return res.Decision, nil
 }
 
 // SignalRetry records an upstream 429's RetryInfo for a key such as

@@ -80,6 +80,12 @@ func newDecider(app *Appender, proj *projections.Projector, stream jetstream.Str
 // Submit decides cmd for tenant and returns once the decision is durable in
 // the stream (or refused).
 func (d *decider) Submit(ctx context.Context, tenant string, cmd Command) (Decision, uint64, error) {
+	return d.await(ctx, d.enqueue(tenant, cmd))
+}
+
+// enqueue queues cmd for tenant's worker; await its decision. Commands
+// enqueued one after the other for a tenant are decided in that order.
+func (d *decider) enqueue(tenant string, cmd Command) *pendingCommand {
 	p := &pendingCommand{cmd: cmd, done: make(chan decided, 1)}
 	d.mu.Lock()
 	q := d.tenants[tenant]
@@ -93,6 +99,12 @@ func (d *decider) Submit(ctx context.Context, tenant string, cmd Command) (Decis
 		go d.work(tenant, q)
 	}
 	d.mu.Unlock()
+	return p
+}
+
+// await returns the decision of an enqueued command once it is durable in the
+// stream (or refused), or unavailable when ctx ends first.
+func (d *decider) await(ctx context.Context, p *pendingCommand) (Decision, uint64, error) {
 	select {
 	case r := <-p.done:
 		return r.Decision, r.seq, r.err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,6 +197,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"quota for a bad tenant", api.SubjectQuotaSet, []byte(`{"tenant":"a>b","quota":{"id":"q","limits":[{"metric":"tokens","max":10,"window":{"kind":"calendar","unit":"day"}}]}}`), events.CodeInvalidArgument},
 		{"malformed check", api.SubjectCheck, []byte(`{"tenant":`), events.CodeMalformed},
 		{"delete a missing quota", api.SubjectQuotaDelete, []byte(`{"tenant":"acme","id":"nope"}`), events.CodeNotFound},
+		{"malformed batch", api.SubjectBatch, []byte(`{"ops":[{"reserve":`), events.CodeMalformed},
+		{"empty batch", api.SubjectBatch, []byte(`{"ops":[]}`), events.CodeInvalidArgument},
+		{"batch over the size limit", api.SubjectBatch, []byte(`{"ops":[` + strings.Repeat(`{"release":{"tenant":"acme","reservation":"r"}},`, api.MaxBatchOps) + `{}]}`), events.CodeInvalidArgument},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

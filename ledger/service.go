@@ -115,6 +115,7 @@ func StartService(nc *nats.Conn, app *Appender, proj *projections.Projector, opt
 		{"reserve", api.SubjectReserve, true, s.reserve},
 		{"reconcile", api.SubjectReconcile, true, s.reconcile},
 		{"release", api.SubjectRelease, true, s.release},
+		{"batch", api.SubjectBatch, true, s.batch},
 		{"retry_signal", api.SubjectRetrySignal, true, s.retrySignal},
 		{"retry_clear", api.SubjectRetryClear, true, s.retryClear},
 		{"retry_get", api.SubjectRetryGet, false, s.retryGet},

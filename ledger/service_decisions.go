@@ -54,17 +54,25 @@ func (s *Service) consume(ctx context.Context, _ api.Encoding, data []byte) (any
 	return api.DecisionReply{Outcome: dec.Outcome, Seq: seq, Limits: limits, Warning: warn}, nil
 }
 
+func reserveCommand(req *api.ReserveRequest) Command {
+	return Reserve{Reservation: req.Reservation, Dims: req.Dims, Groups: req.Groups, Estimate: req.Estimate, TTL: time.Duration(req.TTLMs) * time.Millisecond}
+}
+
+func (s *Service) reserveReply(req *api.ReserveRequest, dec Decision, seq uint64) api.ReserveReply {
+	limits, warn := s.limitsOf(dec.Statuses, s.opts.Now())
+	return api.ReserveReply{Reservation: req.Reservation, Outcome: dec.Outcome, ExpiresAt: dec.ExpiresAt.UTC(), Seq: seq, Limits: limits, Warning: warn}
+}
+
 func (s *Service) reserve(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
 	req, err := decodeTenant(data, func(r *api.ReserveRequest) string { return r.Tenant })
 	if err != nil {
 		return nil, err
 	}
-	dec, seq, err := s.dec.Submit(ctx, req.Tenant, Reserve{Reservation: req.Reservation, Dims: req.Dims, Groups: req.Groups, Estimate: req.Estimate, TTL: time.Duration(req.TTLMs) * time.Millisecond})
+	dec, seq, err := s.dec.Submit(ctx, req.Tenant, reserveCommand(req))
 	if err != nil {
 		return nil, err
 	}
-	limits, warn := s.limitsOf(dec.Statuses, s.opts.Now())
-	return api.ReserveReply{Reservation: req.Reservation, Outcome: dec.Outcome, ExpiresAt: dec.ExpiresAt.UTC(), Seq: seq, Limits: limits, Warning: warn}, nil
+	return s.reserveReply(req, dec, seq), nil
 }
 
 func (s *Service) reconcile(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
@@ -89,6 +97,73 @@ func (s *Service) release(ctx context.Context, _ api.Encoding, data []byte) (any
 		return nil, err
 	}
 	return api.DecisionReply{Outcome: dec.Outcome, Seq: seq}, nil
+}
+
+// batch decides a batch's operations as their own requests would be: all
+// are queued first, so that the operations on one tenant join one group of
+// decisions and one fenced append, then each is answered in order.
+func (s *Service) batch(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+	req := new(api.BatchRequest)
+	if err := api.Decode(data, req); err != nil {
+		return nil, err
+	}
+	if n := len(req.Ops); n == 0 || n > api.MaxBatchOps {
+		return nil, &events.Error{Code: events.CodeInvalidArgument, Message: fmt.Sprintf("a batch carries 1 to %d operations, got %d", api.MaxBatchOps, n), Details: map[string]any{"field": "ops"}}
+	}
+	results := make([]api.BatchResult, len(req.Ops))
+	pending := make([]*pendingCommand, len(req.Ops))
+	for i, op := range req.Ops {
+		tenant, cmd, err := batchCommand(op)
+		if err == nil {
+			err = requireTenant(tenant)
+		}
+		if err != nil {
+			results[i].Error = events.AsError(err)
+			continue
+		}
+		pending[i] = s.dec.enqueue(tenant, cmd)
+	}
+	for i, p := range pending {
+		if p == nil {
+			continue
+		}
+		dec, seq, err := s.dec.await(ctx, p)
+		switch op := req.Ops[i]; {
+		case err != nil:
+			results[i].Error = events.AsError(err)
+		case op.Reserve != nil:
+			r := s.reserveReply(op.Reserve, dec, seq)
+			results[i].Reserve = &r
+		default:
+			results[i].Decision = &api.DecisionReply{Outcome: dec.Outcome, Seq: seq}
+		}
+	}
+	return api.BatchReply{Results: results}, nil
+}
+
+// batchCommand is the tenant and command of one batch operation.
+func batchCommand(op api.BatchOp) (string, Command, error) {
+	set := 0
+	var (
+		tenant string
+		cmd    Command
+	)
+	if r := op.Reserve; r != nil {
+		set++
+		tenant, cmd = r.Tenant, reserveCommand(r)
+	}
+	if r := op.Reconcile; r != nil {
+		set++
+		tenant, cmd = r.Tenant, Reconcile{Reservation: r.Reservation, Actual: r.Actual}
+	}
+	if r := op.Release; r != nil {
+		set++
+		tenant, cmd = r.Tenant, Release{Reservation: r.Reservation, Reason: r.Reason}
+	}
+	if set != 1 {
+		return "", nil, &events.Error{Code: events.CodeInvalidArgument, Message: fmt.Sprintf("a batch operation sets exactly one of reserve, reconcile and release, this one sets %d", set)}
+	}
+	return tenant, cmd, nil
 }
 
 func (s *Service) retrySignal(ctx context.Context, _ api.Encoding, data []byte) (any, error) {

@@ -1,0 +1,126 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/events"
+)
+
+// maxBatchesInFlight is how many batch requests a client has waiting for
+// their replies at once. One would serialise a busy client on one round
+// trip; a few keep the connection busy while each still gathers every call
+// that arrived during the last round trip.
+const maxBatchesInFlight = 4
+
+// batcher sends a client's reserves, reconciles and releases to the
+// service's batch endpoint. A call leaves at once while fewer than
+// maxBatchesInFlight batches wait for replies; otherwise it joins the next
+// batch, which leaves as soon as a reply comes back. An idle client so sends
+// each call alone, with no added wait, and a busy one sends one request per
+// round trip for all the calls that arrived meanwhile: the service then
+// decides each tenant's calls as one group, with one fenced append.
+type batcher struct {
+	c *Client
+
+	mu       sync.Mutex
+	queue    []*batchCall
+	inFlight int
+}
+
+type batchCall struct {
+	ctx  context.Context
+	op   api.BatchOp
+	done chan struct{}
+	res  api.BatchResult
+	err  error
+}
+
+// do sends op in a batch and returns its result, or its typed error.
+func (b *batcher) do(ctx context.Context, op api.BatchOp) (api.BatchResult, error) {
+	if err := ctx.Err(); err != nil {
+		return api.BatchResult{}, err
+	}
+	call := &batchCall{ctx: ctx, op: op, done: make(chan struct{})}
+	b.mu.Lock()
+	b.queue = append(b.queue, call)
+	var batch []*batchCall
+	if b.inFlight < maxBatchesInFlight {
+		b.inFlight++
+		batch = b.take()
+	}
+	b.mu.Unlock()
+	if batch != nil {
+		go b.send(batch)
+	}
+	select {
+	case <-call.done:
+		return call.res, call.err
+	case <-ctx.Done():
+		// Still queued, it is dropped before it leaves; sent, it may be
+		// decided, like a request whose reply was lost.
+		return api.BatchResult{}, &events.Error{Code: events.CodeUnavailable, Message: "the ledger did not answer in time: " + ctx.Err().Error(), Suggestion: "retry with the same reservation id: the retry is answered, not applied twice"}
+	}
+}
+
+// take removes up to api.MaxBatchOps calls from the queue, leaving out
+// those whose caller has stopped waiting. b.mu is held.
+func (b *batcher) take() []*batchCall {
+	n := min(len(b.queue), api.MaxBatchOps)
+	batch := make([]*batchCall, 0, n)
+	for _, call := range b.queue[:n] {
+		if call.ctx.Err() == nil {
+			batch = append(batch, call)
+		}
+	}
+	rest := copy(b.queue, b.queue[n:])
+	clear(b.queue[rest:])
+	b.queue = b.queue[:rest]
+	return batch
+}
+
+// send sends batch, then the batches that queued meanwhile, until the
+// queue is empty.
+func (b *batcher) send(batch []*batchCall) {
+	for {
+		if len(batch) > 0 {
+			b.roundTrip(batch)
+		}
+		b.mu.Lock()
+		if len(b.queue) == 0 {
+			b.inFlight--
+			b.mu.Unlock()
+			return
+		}
+		batch = b.take()
+		b.mu.Unlock()
+	}
+}
+
+// roundTrip sends one batch request and hands each call its result.
+func (b *batcher) roundTrip(batch []*batchCall) {
+	req := api.BatchRequest{Ops: make([]api.BatchOp, len(batch))}
+	for i, call := range batch {
+		req.Ops[i] = call.op
+	}
+	var reply api.BatchReply
+	// Bounded by the client's timeout: the batch serves several callers,
+	// each of which stops waiting at its own deadline.
+	err := b.c.call(context.Background(), api.SubjectBatch, &req, &reply)
+	if err == nil && len(reply.Results) != len(batch) {
+		err = &events.Error{Code: events.CodeInternal, Message: fmt.Sprintf("the batch reply has %d results for %d operations", len(reply.Results), len(batch))}
+	}
+	for i, call := range batch {
+		switch {
+		case err != nil:
+			call.err = err
+		case reply.Results[i].Error != nil:
+			call.err = reply.Results[i].Error
+		default:
+			call.res = reply.Results[i]
+		}
+		close(call.done)
+	}
+}
