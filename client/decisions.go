@@ -36,13 +36,14 @@ type Reservation struct {
 }
 
 // Reserve holds estimate against every limit matching dims, all or nothing.
+// Reserve, Reconcile and Release calls made at the same time from several
+// goroutines are sent together (see batcher); each gets its own answer.
 func (c *Client) Reserve(ctx context.Context, tenant string, dims events.Dimensions, estimate events.Amounts, o ReserveOptions) (*Reservation, error) {
 	if o.ID == "" {
 		o.ID = NewID()
 	}
 	req := api.ReserveRequest{Tenant: tenant, Reservation: o.ID, Dims: dims, Groups: o.Groups, Estimate: estimate, TTLMs: o.TTL.Milliseconds()}
-	// The reply is decoded in place: one allocation for the reservation
-	// and its reply rather than one each.
+	// Through the client's batches: concurrent calls share a request.
 	res, err := c.batch.do(ctx, api.BatchOp{Reserve: &req})
 	if err != nil {
 		return nil, err
