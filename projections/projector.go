@@ -75,8 +75,7 @@ type Projector struct {
 
 	mu       sync.RWMutex // held for writing while a batch is folded and committed
 	tenants  map[string]*Tenant
-	counters map[CounterKey]int64  // Apply's deltas, reused
-	inBatch  map[eventRef]struct{} // Apply's event ids, reused
+	counters map[CounterKey]int64 // Apply's deltas, reused
 
 	applied  atomic.Uint64
 	rejected atomic.Uint64
@@ -180,9 +179,6 @@ func (p *Projector) Run(ctx context.Context) error {
 	}
 }
 
-// eventRef names an event within Apply.
-type eventRef struct{ tenant, id string }
-
 // Message is a stream message as the fold sees it.
 type Message struct {
 	Seq     uint64
@@ -219,14 +215,8 @@ func (p *Projector) Apply(msgs []Message) error {
 	}
 	var work []folded
 	var seen []SeenID
-	// The id set is kept from one Apply to the next, so that it does not
-	// grow (and rehash) again for every batch: a rebuild folds thousands
-	// of events a batch.
-	if p.inBatch == nil {
-		p.inBatch = map[eventRef]struct{}{}
-	}
-	inBatch := p.inBatch
-	clear(inBatch)
+	type eventKey struct{ tenant, id string }
+	inBatch := map[eventKey]struct{}{}
 	var last uint64
 	for _, m := range msgs {
 		if m.Seq <= p.applied.Load() {
@@ -254,7 +244,7 @@ func (p *Projector) Apply(msgs []Message) error {
 				p.reject("event", m.Seq, fmt.Errorf("event %s of tenant %s on subject of %s", ev.ID, ev.Tenant, tenant))
 				continue
 			}
-			dk := eventRef{tenant, ev.ID}
+			dk := eventKey{tenant, ev.ID}
 			if _, dup := inBatch[dk]; dup {
 				continue
 			}
