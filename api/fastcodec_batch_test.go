@@ -139,39 +139,8 @@ func BenchmarkBatchCodec(b *testing.B) {
 			rep.Results = append(rep.Results, BatchResult{Decision: &DecisionReply{Outcome: "reconciled", Seq: 123457}})
 		}
 	}
-	var buf []byte
-	for _, c := range []struct {
-		name  string
-		v     any
-		fresh func() any
-	}{
+	benchCodec(b, []codecCase{
 		{"request-16", req, func() any { return new(BatchRequest) }},
 		{"reply-16", rep, func() any { return new(BatchReply) }},
-	} {
-		enc, _ := Encode(Msgpack, c.v)
-		b.Run(c.name+"/append", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				buf, _ = AppendEncode(buf[:0], Msgpack, c.v)
-			}
-		})
-		b.Run(c.name+"/encode-reflect", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				encodeReflect(c.v)
-			}
-		})
-		b.Run(c.name+"/decode", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				Decode(enc, c.fresh())
-			}
-		})
-		b.Run(c.name+"/decode-reflect", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				decodeReflect(enc, c.fresh())
-			}
-		})
-	}
+	})
 }
