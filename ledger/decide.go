@@ -165,6 +165,12 @@ func Decide(t *projections.Tenant, v View, cmd Command, now time.Time, newID fun
 		if cl, ok := settled(t, v, c.Reservation); ok {
 			return Decision{}, &events.Error{Code: events.CodeConflict, Message: fmt.Sprintf("reservation %s was already %s", c.Reservation, cl.Outcome), Details: map[string]any{"reservation": c.Reservation, "outcome": cl.Outcome}, Suggestion: "use a new reservation id for a new call"}
 		}
+		if v.Seen(c.Reservation + ":created") {
+			// Settled and forgotten since, but its events' ids derive from
+			// the reservation id and are deduplicated forever: a second
+			// reservation under it would be dropped by every projection.
+			return Decision{}, &events.Error{Code: events.CodeConflict, Message: fmt.Sprintf("reservation %s was used before", c.Reservation), Details: map[string]any{"reservation": c.Reservation}, Suggestion: "use a new reservation id for a new call"}
+		}
 		ttl := c.TTL
 		if ttl == 0 {
 			ttl = DefaultTTL

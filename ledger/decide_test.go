@@ -702,6 +702,20 @@ func TestDecideReserve(t *testing.T) {
 			cmd:   Reserve{Reservation: "r1", Dims: alice, Estimate: tokens(30)},
 			err:   events.ErrConflict, details: map[string]any{"outcome": "expired"}, suggestion: "new reservation id",
 		},
+		{
+			// r1 is settled 26 hours ago and forgotten when r2 settles: its
+			// events' ids would make a second r1 a duplicate to every fold.
+			name: "reserving an id settled and forgotten since is still a conflict",
+			given: []events.Event{setQuota(daily), res("r1", t0.Add(-26*time.Hour), 30, time.Minute), reconciled("r1", t0.Add(-26*time.Hour), tokens(20)),
+				res("r2", t0.Add(-time.Minute), 10, time.Minute), reconciled("r2", t0.Add(-30*time.Second), tokens(10))},
+			cmd: Reserve{Reservation: "r1", Dims: alice, Estimate: tokens(30)},
+			err: events.ErrConflict, details: map[string]any{"reservation": "r1"}, message: "used before", suggestion: "new reservation id",
+			then: func(t *testing.T, w *world, d Decision) {
+				if _, ok := w.v.settled["r1"]; ok {
+					t.Error("r1 is still remembered as settled: the case does not test a forgotten id")
+				}
+			},
+		},
 	})
 }
 
