@@ -21,7 +21,8 @@ const maxBatchesInFlight = 4
 // batch, which leaves as soon as a reply comes back. An idle client so sends
 // each call alone, with no added wait, and a busy one sends one request per
 // round trip for all the calls that arrived meanwhile: the service then
-// decides each tenant's calls as one group, with one fenced append.
+// decides each tenant's calls as one group, with one fenced append. Where
+// nobody answers on the batch subject, each call goes on its own.
 type batcher struct {
 	c *Client
 
@@ -108,7 +109,11 @@ func (b *batcher) roundTrip(batch []*batchCall) {
 	var reply api.BatchReply
 	// Bounded by the client's timeout: the batch serves several callers,
 	// each of which stops waiting at its own deadline.
-	err := b.c.call(context.Background(), api.SubjectBatch, &req, &reply)
+	noBatches, err := b.c.exchange(context.Background(), api.SubjectBatch, &req, &reply)
+	if noBatches {
+		b.singles(batch)
+		return
+	}
 	if err == nil && len(reply.Results) != len(batch) {
 		err = &events.Error{Code: events.CodeInternal, Message: fmt.Sprintf("the batch reply has %d results for %d operations", len(reply.Results), len(batch))}
 	}
@@ -123,4 +128,41 @@ func (b *batcher) roundTrip(batch []*batchCall) {
 		}
 		close(call.done)
 	}
+}
+
+// singles sends each call of a batch on its own subject, for a ledger that
+// has no batch endpoint yet (a client upgraded before its servers). The
+// calls of one batch are independent (a caller's next call waits for this
+// one's answer), so they go out at once. The next batch tries the batch
+// endpoint again: a refused request costs one round trip.
+func (b *batcher) singles(batch []*batchCall) {
+	var wg sync.WaitGroup
+	for _, call := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			call.res, call.err = b.c.single(call.ctx, call.op)
+			close(call.done)
+		}()
+	}
+	wg.Wait()
+}
+
+// single sends one batch operation as its own request.
+func (c *Client) single(ctx context.Context, op api.BatchOp) (api.BatchResult, error) {
+	switch {
+	case op.Reserve != nil:
+		var r api.ReserveReply
+		err := c.call(ctx, api.SubjectReserve, op.Reserve, &r)
+		return api.BatchResult{Reserve: &r}, err
+	case op.Reconcile != nil:
+		var r api.DecisionReply
+		err := c.call(ctx, api.SubjectReconcile, op.Reconcile, &r)
+		return api.BatchResult{Decision: &r}, err
+	case op.Release != nil:
+		var r api.DecisionReply
+		err := c.call(ctx, api.SubjectRelease, op.Release, &r)
+		return api.BatchResult{Decision: &r}, err
+	}
+	return api.BatchResult{}, &events.Error{Code: events.CodeInternal, Message: "a batch operation with nothing to send"}
 }

@@ -170,3 +170,57 @@ func TestBatcherRefusesAShortReply(t *testing.T) {
 		t.Fatalf("reserve: %v, want internal", err)
 	}
 }
+
+// A ledger without the batch endpoint (a client upgraded before its
+// servers) gets each call on its own subject instead; with no ledger at
+// all, the calls are unavailable.
+func TestBatcherFallsBackToSingleRequests(t *testing.T) {
+	srv := ledgertest.StartServer(t, "")
+	c, err := New(ledgertest.Connect(t, srv.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Reserve(ctx, "acme", nil, events.Amounts{Tokens: 1}, ReserveOptions{}); !errors.Is(err, events.ErrUnavailable) {
+		t.Fatalf("reserve with no ledger: %v, want unavailable", err)
+	}
+
+	old := ledgertest.Connect(t, srv.URL())
+	answer := func(subject string, reply func(m *nats.Msg) any) {
+		if _, err := old.Subscribe(subject, func(m *nats.Msg) {
+			b, _ := api.Encode(api.Msgpack, reply(m))
+			m.Respond(b)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answer(api.SubjectReserve, func(m *nats.Msg) any {
+		var req api.ReserveRequest
+		if err := api.Decode(m.Data, &req); err != nil {
+			t.Error(err)
+		}
+		return api.ReserveReply{Reservation: req.Reservation, Outcome: "created", Seq: 7}
+	})
+	answer(api.SubjectReconcile, func(*nats.Msg) any { return api.DecisionReply{Outcome: "reconciled", Seq: 8} })
+	if err := old.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := "r" + string(rune('a'+i))
+			r, err := c.Reserve(ctx, "acme", nil, events.Amounts{Tokens: 1}, ReserveOptions{ID: id})
+			if err != nil || r.Reply.Reservation != id || r.Reply.Seq != 7 {
+				t.Errorf("reserve %s: %+v, %v", id, r, err)
+				return
+			}
+			if d, err := r.Reconcile(ctx, events.Amounts{Tokens: 1}); err != nil || d.Outcome != "reconciled" {
+				t.Errorf("reconcile %s: %+v, %v", id, d, err)
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -74,6 +74,12 @@ const maxPooledBody = 64 << 10
 // call sends req to subject and decodes the reply into reply, or returns the
 // ledger's typed error.
 func (c *Client) call(ctx context.Context, subject string, req, reply any) error {
+	_, err := c.exchange(ctx, subject, req, reply)
+	return err
+}
+
+// exchange is call, also saying whether nobody subscribes to subject.
+func (c *Client) exchange(ctx context.Context, subject string, req, reply any) (noResponders bool, err error) {
 	// The publish copies the body, so its buffer is reused (a check's body
 	// is then encoded without allocating).
 	bp, _ := c.bodies.Get().(*[]byte)
@@ -82,7 +88,7 @@ func (c *Client) call(ctx context.Context, subject string, req, reply any) error
 	}
 	body, err := api.AppendEncode((*bp)[:0], c.enc, req)
 	if err != nil {
-		return fmt.Errorf("encode %s request: %w", subject, err)
+		return false, fmt.Errorf("encode %s request: %w", subject, err)
 	}
 	// Each request is bounded by the client's timeout, or ctx if sooner: a
 	// request lost with a server that died is retried, not waited on forever.
@@ -93,24 +99,24 @@ func (c *Client) call(ctx context.Context, subject string, req, reply any) error
 	}
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
-			return &events.Error{Code: events.CodeUnavailable, Message: "no ledger service is answering on " + subject, Suggestion: "start the ledger (ledger serve) or check the NATS URL"}
+			return true, &events.Error{Code: events.CodeUnavailable, Message: "no ledger service is answering on " + subject, Suggestion: "start the ledger (ledger serve) or check the NATS URL"}
 		}
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
-			return &events.Error{Code: events.CodeUnavailable, Message: "the ledger did not answer in time on " + subject, Suggestion: "retry; writes are idempotent by event ID"}
+			return false, &events.Error{Code: events.CodeUnavailable, Message: "the ledger did not answer in time on " + subject, Suggestion: "retry; writes are idempotent by event ID"}
 		}
-		return fmt.Errorf("%s: %w", subject, err)
+		return false, fmt.Errorf("%s: %w", subject, err)
 	}
 	if msg.Header.Get(api.HeaderErrorCode) != "" {
 		var er api.ErrorReply
 		if err := api.Decode(msg.Data, &er); err != nil || er.Error == nil {
-			return &events.Error{Code: events.CodeInternal, Message: fmt.Sprintf("%s: %s", subject, msg.Header.Get("Nats-Service-Error"))}
+			return false, &events.Error{Code: events.CodeInternal, Message: fmt.Sprintf("%s: %s", subject, msg.Header.Get("Nats-Service-Error"))}
 		}
-		return er.Error
+		return false, er.Error
 	}
 	if err := api.Decode(msg.Data, reply); err != nil {
-		return fmt.Errorf("decode %s reply: %w", subject, err)
+		return false, fmt.Errorf("decode %s reply: %w", subject, err)
 	}
-	return nil
+	return false, nil
 }
 
 // Check asks whether a call may run now, without consuming anything. A denial
