@@ -3,6 +3,10 @@
 // A Client asks the ledger's request/reply service (checks, quotas, usage
 // totals) and returns the ledger's typed errors: test them with
 // errors.Is(err, events.ErrQuotaExceeded) or errors.As(err, &*events.Error).
+// Share one Client: the Reserve, Reconcile and Release calls that its
+// goroutines make at the same time go out together in batch requests (one
+// round trip for many calls, one fenced append per tenant), and each call
+// still gets its own answer.
 //
 // A Producer publishes usage events straight to the ledger stream,
 // asynchronously and in batches: one stream message per batch of one
