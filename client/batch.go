@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -42,7 +43,7 @@ type batchCall struct {
 // do sends op in a batch and returns its result, or its typed error.
 func (b *batcher) do(ctx context.Context, op api.BatchOp) (api.BatchResult, error) {
 	if err := ctx.Err(); err != nil {
-		return api.BatchResult{}, err
+		return api.BatchResult{}, stopped(err)
 	}
 	call := &batchCall{ctx: ctx, op: op, done: make(chan struct{})}
 	b.mu.Lock()
@@ -62,8 +63,18 @@ func (b *batcher) do(ctx context.Context, op api.BatchOp) (api.BatchResult, erro
 	case <-ctx.Done():
 		// Still queued, it is dropped before it leaves; sent, it may be
 		// decided, like a request whose reply was lost.
-		return api.BatchResult{}, &events.Error{Code: events.CodeUnavailable, Message: "the ledger did not answer in time: " + ctx.Err().Error(), Suggestion: "retry with the same reservation id: the retry is answered, not applied twice"}
+		return api.BatchResult{}, stopped(ctx.Err())
 	}
+}
+
+// stopped is the error of a call whose context ended, as call returns it: a
+// deadline is the ledger not answering in time (typed unavailable), a
+// cancellation is the caller's own (errors.Is(err, context.Canceled)).
+func stopped(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &events.Error{Code: events.CodeUnavailable, Message: "the ledger did not answer in time on " + api.SubjectBatch, Suggestion: "retry with the same reservation id: the retry is answered, not applied twice"}
+	}
+	return fmt.Errorf("%s: %w", api.SubjectBatch, err)
 }
 
 // take removes up to api.MaxBatchOps calls from the queue, leaving out

@@ -119,8 +119,8 @@ func TestBatcherGathersCallsWhileBusy(t *testing.T) {
 	})
 	giveUp()
 	first := <-results
-	if !errors.Is(first.err, events.ErrUnavailable) || first.id != "queued-d" {
-		t.Fatalf("first result %+v, want queued-d given up (unavailable)", first)
+	if !errors.Is(first.err, context.Canceled) || first.id != "queued-d" {
+		t.Fatalf("first result %+v, want queued-d given up (canceled)", first)
 	}
 	close(h.release)
 	for range maxBatchesInFlight + queued - 1 {
@@ -223,4 +223,24 @@ func TestBatcherFallsBackToSingleRequests(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// A call whose context has ended says why, as every other call of the
+// client does: a deadline is unavailable, a cancellation the caller's.
+func TestBatcherContextErrors(t *testing.T) {
+	srv := ledgertest.StartServer(t, "")
+	c, err := New(ledgertest.Connect(t, srv.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	late, cancelLate := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancelLate()
+	if _, err := c.Reserve(late, "acme", nil, events.Amounts{Tokens: 1}, ReserveOptions{}); !errors.Is(err, events.ErrUnavailable) {
+		t.Errorf("past deadline: %v, want unavailable", err)
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := (&Reservation{c: c, Tenant: "acme", ID: "r1"}).Release(gone, "never ran"); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v, want context.Canceled", err)
+	}
 }
