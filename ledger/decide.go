@@ -165,7 +165,8 @@ func Decide(t *projections.Tenant, v View, cmd Command, now time.Time, newID fun
 		if cl, ok := settled(t, v, c.Reservation); ok {
 			return Decision{}, &events.Error{Code: events.CodeConflict, Message: fmt.Sprintf("reservation %s was already %s", c.Reservation, cl.Outcome), Details: map[string]any{"reservation": c.Reservation, "outcome": cl.Outcome}, Suggestion: "use a new reservation id for a new call"}
 		}
-		if v.Seen(c.Reservation + ":created") {
+		createdID := c.Reservation + ":created"
+		if v.Seen(createdID) {
 			// Settled and forgotten since, but its events' ids derive from
 			// the reservation id and are deduplicated forever: a second
 			// reservation under it would be dropped by every projection.
@@ -186,7 +187,7 @@ func Decide(t *projections.Tenant, v View, cmd Command, now time.Time, newID fun
 			return Decision{Statuses: sts}, ExceededError(st, now)
 		}
 		exp := now.Add(ttl)
-		ev := mk(c.Reservation+":created", c.Dims, c.Groups, now, &events.ReservationCreated{Reservation: c.Reservation, Estimate: c.Estimate, ExpiresAt: exp})
+		ev := mk(createdID, c.Dims, c.Groups, now, &events.ReservationCreated{Reservation: c.Reservation, Estimate: c.Estimate, ExpiresAt: exp})
 		return Decision{Events: []events.Event{ev}, Statuses: sts, Outcome: "created", ExpiresAt: exp}, validate(ev)
 
 	case Reconcile:
