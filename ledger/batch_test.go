@@ -1,8 +1,12 @@
 package ledger_test
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ledgerworks/ledger/api"
 	"github.com/ledgerworks/ledger/client"
@@ -18,16 +22,7 @@ import (
 // others are decided regardless.
 func TestBatchDecidesEachOperation(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
-	l := ledgertest.StartLedger(t, ledger.Config{})
-	nc := ledgertest.Connect(t, l.ClientURL())
-	js := ledgertest.JetStream(t, nc)
-	c, err := client.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.SetQuota(ctx, "acme", events.Quota{ID: "cap", Limits: []events.Limit{dayLimit(events.MetricTokens, 100)}}); err != nil {
-		t.Fatal(err)
-	}
+	nc, js, c := startCapped(t, ctx, ledger.Config{}, 100)
 	dims := events.Dimensions{"user": "ana"}
 	req := api.BatchRequest{Ops: []api.BatchOp{
 		{Reserve: &api.ReserveRequest{Tenant: "acme", Reservation: "r1", Dims: dims, Estimate: events.Amounts{Tokens: 60}}},
@@ -104,4 +99,20 @@ func TestBatchDecidesEachOperation(t *testing.T) {
 	if len(chk.Limits) != 1 || chk.Limits[0].Used != 50 || chk.Limits[0].Reserved != 50 {
 		t.Fatalf("after the batch: %+v, want 50 used and 50 reserved", chk.Limits)
 	}
+}
+
+// startCapped starts a ledger with cfg and gives tenant acme a quota of max
+// tokens a day; it returns a connection to it, its JetStream and a client.
+func startCapped(t *testing.T, ctx context.Context, cfg ledger.Config, max int64) (*nats.Conn, jetstream.JetStream, *client.Client) {
+	t.Helper()
+	l := ledgertest.StartLedger(t, cfg)
+	nc := ledgertest.Connect(t, l.ClientURL())
+	c, err := client.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetQuota(ctx, "acme", events.Quota{ID: "cap", Limits: []events.Limit{dayLimit(events.MetricTokens, max)}}); err != nil {
+		t.Fatal(err)
+	}
+	return nc, ledgertest.JetStream(t, nc), c
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/ledgerworks/ledger/api"
 	"github.com/ledgerworks/ledger/client"
 	"github.com/ledgerworks/ledger/events"
-	"github.com/ledgerworks/ledger/internal/ledgertest"
 	"github.com/ledgerworks/ledger/ledger"
 )
 
@@ -23,16 +22,7 @@ func TestForgottenReservationIDIsNotReused(t *testing.T) {
 	var mu sync.Mutex
 	clock := time.Date(2026, 1, 15, 10, 0, 0, 0, time.UTC)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-	l := ledgertest.StartLedger(t, ledger.Config{Service: ledger.ServiceOptions{Now: now}})
-	nc := ledgertest.Connect(t, l.ClientURL())
-	js := ledgertest.JetStream(t, nc)
-	c, err := client.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.SetQuota(ctx, "acme", events.Quota{ID: "cap", Limits: []events.Limit{dayLimit(events.MetricTokens, 1000)}}); err != nil {
-		t.Fatal(err)
-	}
+	_, js, c := startCapped(t, ctx, ledger.Config{Service: ledger.ServiceOptions{Now: now}}, 1000)
 	dims := events.Dimensions{"user": "ana"}
 	settle := func(id string) {
 		t.Helper()
