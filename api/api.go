@@ -336,3 +336,32 @@ type CounterResetRequest struct {
 	Split  string `json:"split,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
+
+// MemberStatus is what a member of the cluster (a ledger process or a
+// standalone projector) says about itself on SubjectClusterStatus.
+type MemberStatus struct {
+	Member string `json:"member"`
+	// Role is "ledger" (may own partitions) or "projector" (folds only).
+	Role string `json:"role"`
+	// Ready is true once the member's projection has caught up with the
+	// stream as it was when the member started (health checks use it).
+	Ready bool `json:"ready"`
+	// AppliedSeq is the last stream sequence folded into its projection,
+	// StreamSeq the stream's last sequence when asked, and Lag the
+	// difference (events of other partitions included).
+	AppliedSeq uint64            `json:"applied_seq"`
+	StreamSeq  uint64            `json:"stream_seq"`
+	Lag        uint64            `json:"lag"`
+	Partitions []PartitionStatus `json:"partitions"`
+}
+
+// PartitionStatus is one partition a member folds, and what it does for it.
+type PartitionStatus struct {
+	Partition int `json:"partition"`
+	// State is "owner" (answers and decides), "standby" (folds, takes over
+	// when the owner's lease lapses) or "follower" (a projector: folds only).
+	State string `json:"state"`
+	// Epoch is the revision of the owner's lease: it grows with every
+	// change of owner.
+	Epoch uint64 `json:"epoch,omitempty"`
+}
