@@ -33,6 +33,7 @@ const usage = `usage: ledger <command> [flags]
 commands:
   serve    run the ledger (embedded NATS + JetStream, projector, service)
   bench    measure the ledger against raw NATS baselines (docs/PERFORMANCE.md)
+  health   container health check: a NATS server's /healthz or a member's readiness
 
 replay (read the stream only; docs/REPLAY.md):
   report   billing totals of a period, grouped, as CSV or JSON
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return atCmd(ctx, args[1:], stdout, stderr)
 	case "whatif":
 		return whatIfCmd(ctx, args[1:], stdout, stderr)
+	case "health":
+		return healthCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ledgerworks/ledger/api"
+)
+
+const healthUsage = `usage: ledger health --http URL [--timeout 2s]
+       ledger health --nats-url URLS --member NAME [--timeout 2s]
+
+Exit 0 when healthy, 1 with one line on stderr saying why not. Meant for
+container health checks (the images have no shell and no curl):
+
+  --http URL                  GET URL; healthy on a 2xx answer
+                              (a NATS server: http://127.0.0.1:8222/healthz)
+  --nats-url URLS --member N  ask member N on ledger.cluster.status.N; healthy
+                              when it answers and says it is ready (its
+                              projection has caught up with the stream)
+
+flags:`
+
+// healthCmd is `ledger health`: a health check for a container with nothing
+// but our binaries in it.
+func healthCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("health", stderr)
+	var httpURL, natsURL, member string
+	var timeout time.Duration
+	fs.StringVar(&httpURL, "http", "", "URL to GET (healthy on 2xx)")
+	fs.StringVar(&natsURL, "nats-url", "", "comma-separated NATS server URLs to ask a member on")
+	fs.StringVar(&member, "member", "", "name of the member (ledger or projector) to ask for its status")
+	fs.DurationVar(&timeout, "timeout", 2*time.Second, "how long to wait for a connection and for each answer")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), healthUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if timeout <= 0 {
+		return errors.New("health: --timeout must be positive")
+	}
+	switch {
+	case httpURL != "" && (natsURL != "" || member != ""):
+		return errors.New("health: give either --http or --nats-url with --member, not both")
+	case httpURL != "":
+		return httpHealth(ctx, httpURL, timeout, stdout)
+	case natsURL != "" && member != "":
+		return memberHealth(ctx, natsURL, member, timeout, stdout)
+	case natsURL != "" || member != "":
+		return errors.New("health: --nats-url and --member go together")
+	}
+	fs.Usage()
+	return flag.ErrHelp
+}
+
+// httpHealth GETs url: healthy on a 2xx status.
+func httpHealth(ctx context.Context, url string, timeout time.Duration, stdout io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("health: %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	text := oneLine(string(body))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("health: %s: %s: %s", url, resp.Status, text)
+	}
+	fmt.Fprintf(stdout, "healthy: %s: %s %s\n", url, resp.Status, text)
+	return nil
+}
+
+// memberHealth asks member for its api.MemberStatus: healthy when it answers
+// and is ready.
+func memberHealth(ctx context.Context, urls, member string, timeout time.Duration, stdout io.Writer) error {
+	nc, err := nats.Connect(urls,
+		nats.Name("ledger health "+member),
+		nats.Timeout(timeout),
+		nats.NoReconnect(),
+	)
+	if err != nil {
+		return fmt.Errorf("health: member %s: connect to %s: %w", member, urls, err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	subject := api.MemberStatusSubject(member)
+	msg, err := nc.RequestWithContext(ctx, subject, nil)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("health: member %s: nobody answers on %s (not running, or not serving its status yet)", member, subject)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		return fmt.Errorf("health: member %s: no answer on %s within %s", member, subject, timeout)
+	case err != nil:
+		return fmt.Errorf("health: member %s: %s: %w", member, subject, err)
+	}
+	if code := msg.Header.Get("Nats-Service-Error-Code"); code != "" {
+		return fmt.Errorf("health: member %s: error %s: %s", member, code, msg.Header.Get("Nats-Service-Error"))
+	}
+	var st api.MemberStatus
+	if err := json.Unmarshal(msg.Data, &st); err != nil {
+		return fmt.Errorf("health: member %s: status reply %q: %w", member, oneLine(string(msg.Data)), err)
+	}
+	if st.Member != "" && st.Member != member {
+		return fmt.Errorf("health: asked member %s, %s answered", member, st.Member)
+	}
+	if !st.Ready {
+		return fmt.Errorf("health: member %s (%s) not ready: applied seq %d of %d (lag %d)", member, st.Role, st.AppliedSeq, st.StreamSeq, st.Lag)
+	}
+	fmt.Fprintf(stdout, "healthy: member %s (%s) ready: applied seq %d of %d (lag %d), %s\n",
+		member, st.Role, st.AppliedSeq, st.StreamSeq, st.Lag, partitionSummary(st.Partitions))
+	return nil
+}
+
+// partitionSummary says which partitions a member holds in which state, in
+// ranges: "owner 0-7, standby 8-15".
+func partitionSummary(ps []api.PartitionStatus) string {
+	if len(ps) == 0 {
+		return "no partitions"
+	}
+	var order []string
+	by := map[string][]int{}
+	for _, p := range ps {
+		if _, ok := by[p.State]; !ok {
+			order = append(order, p.State)
+		}
+		by[p.State] = append(by[p.State], p.Partition)
+	}
+	var parts []string
+	for _, state := range order {
+		parts = append(parts, state+" "+ranges(by[state]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ranges writes partition numbers as "0-3,5".
+func ranges(ns []int) string {
+	sort.Ints(ns)
+	var b strings.Builder
+	for i := 0; i < len(ns); {
+		j := i
+		for j+1 < len(ns) && ns[j+1] == ns[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		if j > i {
+			fmt.Fprintf(&b, "%d-%d", ns[i], ns[j])
+		} else {
+			fmt.Fprintf(&b, "%d", ns[i])
+		}
+		i = j + 1
+	}
+	return b.String()
+}
+
+// oneLine squeezes a reply body into one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
