@@ -361,7 +361,10 @@ type PartitionStatus struct {
 	// State is "owner" (answers and decides), "standby" (folds, takes over
 	// when the owner's lease lapses) or "follower" (a projector: folds only).
 	State string `json:"state"`
-	// Epoch is the revision of the owner's lease: it grows with every
-	// change of owner.
+	// Epoch is the revision of the owner's lease at its claim: it grows
+	// with every change of owner.
 	Epoch uint64 `json:"epoch,omitempty"`
+	// Owner is, for a standby, the member holding the partition's lease
+	// when last looked at ("" for none).
+	Owner string `json:"owner,omitempty"`
 }

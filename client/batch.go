@@ -16,8 +16,47 @@ import (
 // that arrived during the last round trip.
 const maxBatchesInFlight = 4
 
-// batcher sends a client's reserves, reconciles and releases to the
-// service's batch endpoint. A call leaves at once while fewer than
+// batchers are a client's batchers, one per tenant: a batch goes to its
+// tenant's subject, and so to the owner of the tenant's partition.
+type batchers struct {
+	c  *Client
+	mu sync.Mutex
+	m  map[string]*batcher
+}
+
+// batchOp sends op for tenant in a batch and returns its result, or its
+// typed error.
+func (c *Client) batchOp(ctx context.Context, tenant string, op api.BatchOp) (api.BatchResult, error) {
+	if err := checkTenant(tenant); err != nil {
+		return api.BatchResult{}, err
+	}
+	bs := &c.batches
+	bs.mu.Lock()
+	b := bs.m[tenant]
+	if b == nil {
+		if bs.m == nil {
+			bs.m = map[string]*batcher{}
+		}
+		b = &batcher{c: bs.c, tenant: tenant, subject: api.TenantSubject(api.SubjectBatch, tenant)}
+		bs.m[tenant] = b
+	}
+	bs.mu.Unlock()
+	return b.do(ctx, op)
+}
+
+// forget drops b once it is idle, so that a client that has talked to
+// many tenants does not keep a batcher for each. A call that still holds b
+// works on; the tenant's next call makes a new one.
+func (bs *batchers) forget(b *batcher) {
+	bs.mu.Lock()
+	if bs.m[b.tenant] == b {
+		delete(bs.m, b.tenant)
+	}
+	bs.mu.Unlock()
+}
+
+// batcher sends a client's reserves, reconciles and releases for one tenant
+// to the service's batch endpoint. A call leaves at once while fewer than
 // maxBatchesInFlight batches wait for replies; otherwise it joins the next
 // batch, which leaves as soon as a reply comes back. An idle client so sends
 // each call alone, with no added wait, and a busy one sends one request per
@@ -25,7 +64,9 @@ const maxBatchesInFlight = 4
 // decides each tenant's calls as one group, with one fenced append. Where
 // nobody answers on the batch subject, each call goes on its own.
 type batcher struct {
-	c *Client
+	c       *Client
+	tenant  string
+	subject string
 
 	mu       sync.Mutex
 	queue    []*batchCall
@@ -103,7 +144,11 @@ func (b *batcher) send(batch []*batchCall) {
 		b.mu.Lock()
 		if len(b.queue) == 0 {
 			b.inFlight--
+			idle := b.inFlight == 0
 			b.mu.Unlock()
+			if idle {
+				b.c.batches.forget(b)
+			}
 			return
 		}
 		batch = b.take()
@@ -120,7 +165,7 @@ func (b *batcher) roundTrip(batch []*batchCall) {
 	var reply api.BatchReply
 	// Bounded by the client's timeout: the batch serves several callers,
 	// each of which stops waiting at its own deadline.
-	noBatches, err := b.c.exchange(context.Background(), api.SubjectBatch, &req, &reply)
+	noBatches, err := b.c.exchange(context.Background(), b.subject, &req, &reply)
 	if noBatches {
 		b.singles(batch)
 		return
@@ -164,15 +209,15 @@ func (c *Client) single(ctx context.Context, op api.BatchOp) (api.BatchResult, e
 	switch {
 	case op.Reserve != nil:
 		var r api.ReserveReply
-		err := c.call(ctx, api.SubjectReserve, op.Reserve, &r)
+		err := c.callFor(ctx, api.SubjectReserve, op.Reserve.Tenant, op.Reserve, &r)
 		return api.BatchResult{Reserve: &r}, err
 	case op.Reconcile != nil:
 		var r api.DecisionReply
-		err := c.call(ctx, api.SubjectReconcile, op.Reconcile, &r)
+		err := c.callFor(ctx, api.SubjectReconcile, op.Reconcile.Tenant, op.Reconcile, &r)
 		return api.BatchResult{Decision: &r}, err
 	case op.Release != nil:
 		var r api.DecisionReply
-		err := c.call(ctx, api.SubjectRelease, op.Release, &r)
+		err := c.callFor(ctx, api.SubjectRelease, op.Release.Tenant, op.Release, &r)
 		return api.BatchResult{Decision: &r}, err
 	}
 	return api.BatchResult{}, &events.Error{Code: events.CodeInternal, Message: "a batch operation with nothing to send"}

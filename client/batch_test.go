@@ -28,7 +28,7 @@ func holdBatches(t *testing.T, url string) *heldBatches {
 	t.Helper()
 	h := &heldBatches{arrived: make(chan struct{}, 64), release: make(chan struct{})}
 	nc := ledgertest.Connect(t, url)
-	_, err := nc.Subscribe(api.SubjectBatch, func(m *nats.Msg) {
+	_, err := nc.Subscribe(acmeOwner(api.SubjectBatch), func(m *nats.Msg) {
 		var req api.BatchRequest
 		if err := api.Decode(m.Data, &req); err != nil {
 			t.Error(err)
@@ -56,6 +56,10 @@ func holdBatches(t *testing.T, url string) *heldBatches {
 	}
 	return h
 }
+
+// acmeOwner is the subject the owner of tenant acme's partition answers
+// op on: where the server maps the client's ledger.v1.<op>.acme.
+func acmeOwner(op string) string { return api.PartitionSubject(op, events.Partition("acme")) }
 
 func waitFor(t *testing.T, ch <-chan struct{}, n int) {
 	t.Helper()
@@ -113,9 +117,15 @@ func TestBatcherGathersCallsWhileBusy(t *testing.T) {
 		go reserve(cctx, "queued-"+string(rune('a'+i)))
 	}
 	ledgertest.Eventually(t, 10*time.Second, "the calls to queue", func() bool {
-		c.batch.mu.Lock()
-		defer c.batch.mu.Unlock()
-		return len(c.batch.queue) == queued
+		c.batches.mu.Lock()
+		b := c.batches.m["acme"]
+		c.batches.mu.Unlock()
+		if b == nil {
+			return false
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.queue) == queued
 	})
 	giveUp()
 	first := <-results
@@ -151,7 +161,7 @@ func TestBatcherGathersCallsWhileBusy(t *testing.T) {
 func TestBatcherRefusesAShortReply(t *testing.T) {
 	srv := ledgertest.StartServer(t, "")
 	nc := ledgertest.Connect(t, srv.URL())
-	if _, err := nc.Subscribe(api.SubjectBatch, func(m *nats.Msg) {
+	if _, err := nc.Subscribe(acmeOwner(api.SubjectBatch), func(m *nats.Msg) {
 		b, _ := api.Encode(api.Msgpack, api.BatchReply{Results: []api.BatchResult{}})
 		m.Respond(b)
 	}); err != nil {
@@ -195,14 +205,14 @@ func TestBatcherFallsBackToSingleRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	answer(api.SubjectReserve, func(m *nats.Msg) any {
+	answer(acmeOwner(api.SubjectReserve), func(m *nats.Msg) any {
 		var req api.ReserveRequest
 		if err := api.Decode(m.Data, &req); err != nil {
 			t.Error(err)
 		}
 		return api.ReserveReply{Reservation: req.Reservation, Outcome: "created", Seq: 7}
 	})
-	answer(api.SubjectReconcile, func(*nats.Msg) any { return api.DecisionReply{Outcome: "reconciled", Seq: 8} })
+	answer(acmeOwner(api.SubjectReconcile), func(*nats.Msg) any { return api.DecisionReply{Outcome: "reconciled", Seq: 8} })
 	if err := old.Flush(); err != nil {
 		t.Fatal(err)
 	}

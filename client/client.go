@@ -22,7 +22,7 @@ type Client struct {
 	timeout time.Duration
 	replies replies
 	bodies  sync.Pool // *[]byte: request bodies, reused once published
-	batch   batcher
+	batches batchers
 }
 
 // Option configures a Client.
@@ -52,7 +52,7 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 		return nil, errors.New("client: nil connection")
 	}
 	c := &Client{nc: nc, enc: api.Msgpack, timeout: 5 * time.Second, replies: replies{nc: nc}}
-	c.batch.c = c
+	c.batches.c = c
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
@@ -70,6 +70,23 @@ func (c *Client) Close() error {
 
 // maxPooledBody bounds the request bodies kept for reuse.
 const maxPooledBody = 64 << 10
+
+// callFor sends req for tenant to op's subject (api.TenantSubject). A
+// tenant that cannot be a subject token is refused here, as the service
+// would refuse it.
+func (c *Client) callFor(ctx context.Context, op, tenant string, req, reply any) error {
+	if err := checkTenant(tenant); err != nil {
+		return err
+	}
+	return c.call(ctx, api.TenantSubject(op, tenant), req, reply)
+}
+
+func checkTenant(tenant string) error {
+	if !events.ValidTenant(tenant) {
+		return &events.Error{Code: events.CodeInvalidArgument, Message: fmt.Sprintf("tenant: %q cannot be a subject token", tenant), Details: map[string]any{"field": "tenant"}}
+	}
+	return nil
+}
 
 // call sends req to subject and decodes the reply into reply, or returns the
 // ledger's typed error.
@@ -123,44 +140,67 @@ func (c *Client) exchange(ctx context.Context, subject string, req, reply any) (
 // is not an error: see CheckReply.Allowed, Code and Message.
 func (c *Client) Check(ctx context.Context, req api.CheckRequest) (*api.CheckReply, error) {
 	var r api.CheckReply
-	return &r, c.call(ctx, api.SubjectCheck, req, &r)
+	return &r, c.callFor(ctx, api.SubjectCheck, req.Tenant, req, &r)
 }
 
 // SetQuota creates or replaces a quota of a tenant.
 func (c *Client) SetQuota(ctx context.Context, tenant string, q events.Quota) (*api.QuotaReply, error) {
 	var r api.QuotaReply
-	return &r, c.call(ctx, api.SubjectQuotaSet, api.QuotaSetRequest{Tenant: tenant, Quota: q}, &r)
+	return &r, c.callFor(ctx, api.SubjectQuotaSet, tenant, api.QuotaSetRequest{Tenant: tenant, Quota: q}, &r)
 }
 
 // DeleteQuota stops enforcing a quota.
 func (c *Client) DeleteQuota(ctx context.Context, tenant, id string) (*api.WriteReply, error) {
 	var r api.WriteReply
-	return &r, c.call(ctx, api.SubjectQuotaDelete, api.QuotaRequest{Tenant: tenant, ID: id}, &r)
+	return &r, c.callFor(ctx, api.SubjectQuotaDelete, tenant, api.QuotaRequest{Tenant: tenant, ID: id}, &r)
 }
 
 // GetQuota returns one quota.
 func (c *Client) GetQuota(ctx context.Context, tenant, id string) (*api.QuotaReply, error) {
 	var r api.QuotaReply
-	return &r, c.call(ctx, api.SubjectQuotaGet, api.QuotaRequest{Tenant: tenant, ID: id}, &r)
+	return &r, c.callFor(ctx, api.SubjectQuotaGet, tenant, api.QuotaRequest{Tenant: tenant, ID: id}, &r)
 }
 
 // ListQuotas returns a tenant's quotas by ID.
 func (c *Client) ListQuotas(ctx context.Context, tenant string) ([]api.QuotaReply, error) {
 	var r api.QuotaListReply
-	return r.Quotas, c.call(ctx, api.SubjectQuotaList, api.TenantRequest{Tenant: tenant}, &r)
+	return r.Quotas, c.callFor(ctx, api.SubjectQuotaList, tenant, api.TenantRequest{Tenant: tenant}, &r)
 }
 
 // Usage returns a tenant's all-time totals. With afterSeq > 0 the answer
 // waits until the projection covers that stream sequence.
 func (c *Client) Usage(ctx context.Context, tenant string, afterSeq uint64) (*api.UsageReply, error) {
 	var r api.UsageReply
-	return &r, c.call(ctx, api.SubjectUsage, api.TenantRequest{Tenant: tenant, AfterSeq: afterSeq}, &r)
+	return &r, c.callFor(ctx, api.SubjectUsage, tenant, api.TenantRequest{Tenant: tenant, AfterSeq: afterSeq}, &r)
 }
 
 // RecordUsage appends usage events through the service and returns once they
 // are durable in the stream. It validates on the server and refuses the
 // whole request on any bad event. For volume, use a Producer.
 func (c *Client) RecordUsage(ctx context.Context, evs ...events.Event) (*api.RecordUsageReply, error) {
-	var r api.RecordUsageReply
-	return &r, c.call(ctx, api.SubjectRecordUsage, evs, &r)
+	// Each tenant's events go to its own partition's owner, in the order
+	// the tenants first appear; the reply adds their counts up.
+	var (
+		order    []string
+		byTenant = map[string][]events.Event{}
+	)
+	for _, ev := range evs {
+		if _, ok := byTenant[ev.Tenant]; !ok {
+			order = append(order, ev.Tenant)
+		}
+		byTenant[ev.Tenant] = append(byTenant[ev.Tenant], ev)
+	}
+	if len(order) == 0 {
+		return nil, &events.Error{Code: events.CodeInvalidArgument, Message: "no events"}
+	}
+	var total api.RecordUsageReply
+	for _, t := range order {
+		var r api.RecordUsageReply
+		if err := c.callFor(ctx, api.SubjectRecordUsage, t, byTenant[t], &r); err != nil {
+			return &total, err
+		}
+		total.Events += r.Events
+		total.Seq = max(total.Seq, r.Seq)
+	}
+	return &total, nil
 }

@@ -13,7 +13,7 @@ import (
 // an error: errors.Is(err, events.ErrQuotaExceeded).
 func (c *Client) Consume(ctx context.Context, tenant, id string, dims events.Dimensions, amounts events.Amounts) (*api.DecisionReply, error) {
 	var r api.DecisionReply
-	return &r, c.call(ctx, api.SubjectConsume, api.ConsumeRequest{Tenant: tenant, ID: id, Dims: dims, Amounts: amounts}, &r)
+	return &r, c.callFor(ctx, api.SubjectConsume, tenant, api.ConsumeRequest{Tenant: tenant, ID: id, Dims: dims, Amounts: amounts}, &r)
 }
 
 // ReserveOptions are the optional parts of a reservation.
@@ -44,7 +44,7 @@ func (c *Client) Reserve(ctx context.Context, tenant string, dims events.Dimensi
 	}
 	req := api.ReserveRequest{Tenant: tenant, Reservation: o.ID, Dims: dims, Groups: o.Groups, Estimate: estimate, TTLMs: o.TTL.Milliseconds()}
 	// Through the client's batches: concurrent calls share a request.
-	res, err := c.batch.do(ctx, api.BatchOp{Reserve: &req})
+	res, err := c.batchOp(ctx, tenant, api.BatchOp{Reserve: &req})
 	if err != nil {
 		return nil, err
 	}
@@ -57,17 +57,17 @@ func (c *Client) Reserve(ctx context.Context, tenant string, dims events.Dimensi
 // Reconcile settles the reservation with what the call used: the surplus is
 // returned, a shortfall charged. Calling it again is harmless.
 func (r *Reservation) Reconcile(ctx context.Context, actual events.Amounts) (*api.DecisionReply, error) {
-	return r.c.decision(ctx, api.BatchOp{Reconcile: &api.ReconcileRequest{Tenant: r.Tenant, Reservation: r.ID, Actual: actual}})
+	return r.c.decision(ctx, r.Tenant, api.BatchOp{Reconcile: &api.ReconcileRequest{Tenant: r.Tenant, Reservation: r.ID, Actual: actual}})
 }
 
 // Release gives the reservation back: the call never ran.
 func (r *Reservation) Release(ctx context.Context, reason string) (*api.DecisionReply, error) {
-	return r.c.decision(ctx, api.BatchOp{Release: &api.ReleaseRequest{Tenant: r.Tenant, Reservation: r.ID, Reason: reason}})
+	return r.c.decision(ctx, r.Tenant, api.BatchOp{Release: &api.ReleaseRequest{Tenant: r.Tenant, Reservation: r.ID, Reason: reason}})
 }
 
 // decision sends op in a batch and returns its decision reply.
-func (c *Client) decision(ctx context.Context, op api.BatchOp) (*api.DecisionReply, error) {
-	res, err := c.batch.do(ctx, op)
+func (c *Client) decision(ctx context.Context, tenant string, op api.BatchOp) (*api.DecisionReply, error) {
+	res, err := c.batchOp(ctx, tenant, op)
 	if err != nil {
 		return nil, err
 	}
@@ -82,69 +82,69 @@ func (c *Client) decision(ctx context.Context, op api.BatchOp) (*api.DecisionRep
 // retry_later until it passes or ClearRetry.
 func (c *Client) SignalRetry(ctx context.Context, req api.RetrySignalRequest) (*api.RetryReply, error) {
 	var r api.RetryReply
-	return &r, c.call(ctx, api.SubjectRetrySignal, req, &r)
+	return &r, c.callFor(ctx, api.SubjectRetrySignal, req.Tenant, req, &r)
 }
 
 // ClearRetry clears a key's retry signal (after a successful call).
 func (c *Client) ClearRetry(ctx context.Context, tenant string, key events.Dimensions) error {
 	var r api.RetryReply
-	return c.call(ctx, api.SubjectRetryClear, api.RetryRequest{Tenant: tenant, Key: key}, &r)
+	return c.callFor(ctx, api.SubjectRetryClear, tenant, api.RetryRequest{Tenant: tenant, Key: key}, &r)
 }
 
 // Retry returns a key's standing retry signal (RetryUntil nil when none).
 func (c *Client) Retry(ctx context.Context, tenant string, key events.Dimensions) (*api.RetryReply, error) {
 	var r api.RetryReply
-	return &r, c.call(ctx, api.SubjectRetryGet, api.RetryRequest{Tenant: tenant, Key: key}, &r)
+	return &r, c.callFor(ctx, api.SubjectRetryGet, tenant, api.RetryRequest{Tenant: tenant, Key: key}, &r)
 }
 
 // BeginWorkflow starts a workflow; errors.Is(err, events.ErrWorkflowLimit)
 // when the period's workflows are used up.
 func (c *Client) BeginWorkflow(ctx context.Context, tenant, workflow string, dims events.Dimensions) (*api.WorkflowReply, error) {
 	var r api.WorkflowReply
-	return &r, c.call(ctx, api.SubjectWorkflowBegin, api.WorkflowRequest{Tenant: tenant, Workflow: workflow, Dims: dims}, &r)
+	return &r, c.callFor(ctx, api.SubjectWorkflowBegin, tenant, api.WorkflowRequest{Tenant: tenant, Workflow: workflow, Dims: dims}, &r)
 }
 
 // StepWorkflow executes one step; errors.Is(err, events.ErrStepLimit) when
 // the workflow has used all its steps.
 func (c *Client) StepWorkflow(ctx context.Context, tenant, workflow string) (*api.WorkflowReply, error) {
 	var r api.WorkflowReply
-	return &r, c.call(ctx, api.SubjectWorkflowStep, api.WorkflowRequest{Tenant: tenant, Workflow: workflow}, &r)
+	return &r, c.callFor(ctx, api.SubjectWorkflowStep, tenant, api.WorkflowRequest{Tenant: tenant, Workflow: workflow}, &r)
 }
 
 // EndWorkflow finishes a workflow.
 func (c *Client) EndWorkflow(ctx context.Context, tenant, workflow, outcome string) (*api.WorkflowReply, error) {
 	var r api.WorkflowReply
-	return &r, c.call(ctx, api.SubjectWorkflowEnd, api.WorkflowRequest{Tenant: tenant, Workflow: workflow, Outcome: outcome}, &r)
+	return &r, c.callFor(ctx, api.SubjectWorkflowEnd, tenant, api.WorkflowRequest{Tenant: tenant, Workflow: workflow, Outcome: outcome}, &r)
 }
 
 // ActiveWorkflows lists the workflows that have begun and not ended.
 func (c *Client) ActiveWorkflows(ctx context.Context, tenant string) ([]api.ActiveWorkflow, error) {
 	var r api.WorkflowListReply
-	return r.Workflows, c.call(ctx, api.SubjectWorkflowList, api.TenantRequest{Tenant: tenant}, &r)
+	return r.Workflows, c.callFor(ctx, api.SubjectWorkflowList, tenant, api.TenantRequest{Tenant: tenant}, &r)
 }
 
 // LimitAction asks whether a named action may happen now and counts it if so
 // (seed 000's limit_action).
 func (c *Client) LimitAction(ctx context.Context, req api.LimitActionRequest) (*api.DecisionReply, error) {
 	var r api.DecisionReply
-	return &r, c.call(ctx, api.SubjectLimitAction, req, &r)
+	return &r, c.callFor(ctx, api.SubjectLimitAction, req.Tenant, req, &r)
 }
 
 // SetPlan sets a project's plan values (run timeout, dataclips, retention).
 func (c *Client) SetPlan(ctx context.Context, tenant string, plan events.PlanSet) (*api.PlanReply, error) {
 	var r api.PlanReply
-	return &r, c.call(ctx, api.SubjectPlanSet, api.PlanSetRequest{Tenant: tenant, Plan: plan}, &r)
+	return &r, c.callFor(ctx, api.SubjectPlanSet, tenant, api.PlanSetRequest{Tenant: tenant, Plan: plan}, &r)
 }
 
 // Plan returns a project's plan (the tenant-wide one when the project has
 // none); errors.Is(err, events.ErrNotFound) for an unknown project.
 func (c *Client) Plan(ctx context.Context, tenant, project string) (*api.PlanReply, error) {
 	var r api.PlanReply
-	return &r, c.call(ctx, api.SubjectPlanGet, api.PlanRequest{Tenant: tenant, Project: project}, &r)
+	return &r, c.callFor(ctx, api.SubjectPlanGet, tenant, api.PlanRequest{Tenant: tenant, Project: project}, &r)
 }
 
 // ResetCounter forces a quota's counters (of one split, or all) to zero.
 func (c *Client) ResetCounter(ctx context.Context, tenant, quota, split, reason string) (*api.WriteReply, error) {
 	var r api.WriteReply
-	return &r, c.call(ctx, api.SubjectCounterReset, api.CounterResetRequest{Tenant: tenant, Quota: quota, Split: split, Reason: reason}, &r)
+	return &r, c.callFor(ctx, api.SubjectCounterReset, tenant, api.CounterResetRequest{Tenant: tenant, Quota: quota, Split: split, Reason: reason}, &r)
 }

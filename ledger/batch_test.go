@@ -30,13 +30,14 @@ func TestBatchDecidesEachOperation(t *testing.T) {
 		{Reserve: &api.ReserveRequest{Tenant: "acme", Reservation: "r2", Dims: dims, Estimate: events.Amounts{Tokens: 60}}}, // 50 used: over the limit
 		{Release: &api.ReleaseRequest{Tenant: "acme", Reservation: "r-404"}},
 		{Reserve: &api.ReserveRequest{Tenant: "a.b", Reservation: "r3", Estimate: events.Amounts{Tokens: 1}}},
+		{Reserve: &api.ReserveRequest{Tenant: "globex", Reservation: "r5", Estimate: events.Amounts{Tokens: 1}}}, // not the batch's tenant
 		{},
 		{Reserve: &api.ReserveRequest{Tenant: "acme", Reservation: "r4", Dims: dims, Estimate: events.Amounts{Tokens: 50}}},
 	}}
 	want := []struct {
 		outcome string
 		code    events.Code
-	}{{"created", ""}, {"reconciled", ""}, {"", events.CodeQuotaExceeded}, {"", events.CodeNotFound}, {"", events.CodeInvalidArgument}, {"", events.CodeInvalidArgument}, {"created", ""}}
+	}{{"created", ""}, {"reconciled", ""}, {"", events.CodeQuotaExceeded}, {"", events.CodeNotFound}, {"", events.CodeInvalidArgument}, {"", events.CodeInvalidArgument}, {"", events.CodeInvalidArgument}, {"created", ""}}
 
 	before, err := ledger.StreamLastSeq(ctx, js, events.StreamName)
 	if err != nil {
@@ -46,7 +47,7 @@ func TestBatchDecidesEachOperation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := nc.RequestWithContext(ctx, api.SubjectBatch, body)
+	msg, err := nc.RequestWithContext(ctx, api.TenantSubject(api.SubjectBatch, "acme"), body)
 	if err != nil {
 		t.Fatal(err)
 	}

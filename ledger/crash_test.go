@@ -16,18 +16,22 @@ import (
 	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/internal/ledgertest"
 	"github.com/ledgerworks/ledger/ledger"
+	"github.com/ledgerworks/ledger/projections"
 )
 
 // startProjectorProcess runs a standalone projector in a child process.
 func startProjectorProcess(t *testing.T, url, dir string) *exec.Cmd {
 	t.Helper()
-	return startChild(t, "projector", envURL+"="+url, envData+"="+dir)
+	return startChild(t, "projector", envURL+"="+url, envData+"="+dir, envMember+"="+crashProjector)
 }
 
 // A projector process killed with SIGKILL at three random points of a
 // 200,000-event ingest, and restarted each time, ends with exact totals:
 // its applied sequence is committed in the same Pebble batch as the counters
 // it covers, and it resumes from there, not from a consumer ack floor.
+// crashProjector names the projector process of the crash tests.
+const crashProjector = "crash-projector"
+
 func TestProjectorKilledDuringIngestEndsExact(t *testing.T) {
 	const total, accounts = 200_000, 100
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
@@ -82,11 +86,11 @@ func TestProjectorKilledDuringIngestEndsExact(t *testing.T) {
 	dir := t.TempDir()
 	c, _ := client.New(nc, client.WithTimeout(2*time.Second))
 	applied := func() uint64 {
-		u, err := c.Usage(ctx, "t000", 0)
+		st, err := c.Member(ctx, crashProjector)
 		if err != nil {
 			return 0
 		}
-		return u.AppliedSeq
+		return st.AppliedSeq
 	}
 	// Kill points spread over the ingest: once a random share of the events
 	// is recorded, kill when the projector passes a random point of what is
@@ -124,17 +128,26 @@ func TestProjectorKilledDuringIngestEndsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	ledgertest.Eventually(t, 5*time.Minute, fmt.Sprintf("projector to reach the stream's last sequence %d", last), func() bool { return applied() >= last })
-	for tenant, n := range want {
-		u, err := c.Usage(ctx, tenant, last)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := u.Totals[events.MetricTokens]; got != n {
-			t.Errorf("%s: %d tokens, want %d", tenant, got, n)
-		}
-	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("projector did not stop cleanly on SIGTERM: %v", err)
+	}
+	// The projector answers no tenant's requests: read its store.
+	store, err := projections.OpenStore(dir, projections.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if got, err := store.Applied(); err != nil || got != last {
+		t.Fatalf("the store's applied sequence is %d (%v), want %d", got, err, last)
+	}
+	for tenant, n := range want {
+		tot, err := store.Totals(tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tot[events.MetricTokens]; got != n {
+			t.Errorf("%s: %d tokens, want %d", tenant, got, n)
+		}
 	}
 }

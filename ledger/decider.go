@@ -260,10 +260,12 @@ func (d *decider) lastDecisionSeq(ctx context.Context, tenant string) (uint64, e
 	return m.Sequence, nil
 }
 
-// sweepExpiries appends an expiry for every reservation past its TTL, until
-// ctx is done. Every instance sweeps; the fence makes one of them win and
-// the others find nothing left to expire.
-func (d *decider) sweepExpiries(ctx context.Context, every time.Duration) {
+// sweepExpiries appends an expiry for every reservation past its TTL in the
+// partitions owns says this process owns, until ctx is done. Were two
+// processes to sweep one partition (a deposed owner that has not noticed),
+// the fence makes one of them win and the other find nothing left to
+// expire.
+func (d *decider) sweepExpiries(ctx context.Context, every time.Duration, owns func(partition int) bool) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -280,6 +282,9 @@ func (d *decider) sweepExpiries(ctx context.Context, every time.Duration) {
 		}
 		var wg sync.WaitGroup
 		for _, k := range due {
+			if !owns(events.Partition(k.Tenant)) {
+				continue
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

@@ -185,7 +185,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"negative amount", api.SubjectRecordUsage, []byte(`{"id":"x","type":"usage.recorded.v1","tenant":"acme","time":"` + ts + `","data":{"tokens":-5}}`), events.CodeInvalidArgument},
 		{"amount over the maximum", api.SubjectRecordUsage, []byte(`{"id":"x","type":"usage.recorded.v1","tenant":"acme","time":"` + ts + `","data":{"tokens":2000000000000000}}`), events.CodeInvalidArgument},
 		{"amount overflowing int64", api.SubjectRecordUsage, []byte(`{"id":"x","type":"usage.recorded.v1","tenant":"acme","time":"` + ts + `","data":{"tokens":99999999999999999999}}`), events.CodeMalformed},
-		{"missing tenant", api.SubjectRecordUsage, []byte(`{"id":"x","type":"usage.recorded.v1","time":"` + ts + `","data":{"tokens":5}}`), events.CodeInvalidArgument},
+		{"another tenant than the subject's", api.SubjectRecordUsage, []byte(good("globex")), events.CodeInvalidArgument},
 		{"tenant with a dot", api.SubjectRecordUsage, []byte(good("a.b")), events.CodeInvalidArgument},
 		{"tenant with a wildcard", api.SubjectRecordUsage, []byte(good("a*")), events.CodeInvalidArgument},
 		{"tenant with a space", api.SubjectRecordUsage, []byte(good("a b")), events.CodeInvalidArgument},
@@ -207,7 +207,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			msg, err := nc.RequestWithContext(ctx, tc.subject, tc.body)
+			msg, err := nc.RequestWithContext(ctx, api.TenantSubject(tc.subject, "acme"), tc.body)
 			if err != nil {
 				t.Fatal(err)
 			}

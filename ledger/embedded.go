@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/ledgerworks/ledger/api"
 )
 
 // Durability says when the embedded server fsyncs the stream.
@@ -82,5 +84,21 @@ func StartServer(o ServerOptions) (*server.Server, error) {
 		s.Shutdown()
 		return nil, fmt.Errorf("embedded NATS server on %s did not start within 10s", o.Listen)
 	}
+	if err := AddPartitionMappings(s); err != nil {
+		s.Shutdown()
+		return nil, err
+	}
 	return s, nil
+}
+
+// AddPartitionMappings adds api.PartitionMappings to a server's global
+// account, so that tenant-addressed requests reach their partition's owner.
+func AddPartitionMappings(s *server.Server) error {
+	acc := s.GlobalAccount()
+	for src, dst := range api.PartitionMappings() {
+		if err := acc.AddMapping(src, dst); err != nil {
+			return fmt.Errorf("subject mapping %s -> %s: %w", src, dst, err)
+		}
+	}
+	return nil
 }

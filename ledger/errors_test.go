@@ -33,16 +33,18 @@ func TestHandlerErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Stop() })
-	boom := func(context.Context, api.Encoding, []byte) (any, error) { return nil, errors.New("disk on fire") }
-	typed := func(context.Context, api.Encoding, []byte) (any, error) {
+	boom := func(context.Context, request) (any, error) { return nil, errors.New("disk on fire") }
+	typed := func(context.Context, request) (any, error) {
 		return nil, &events.Error{Code: events.CodeConflict, Message: "taken", Details: map[string]any{"id": "x"}}
 	}
-	svc.AddEndpoint("boom", s.handler(boom), micro.WithEndpointSubject("t.boom"))
-	svc.AddEndpoint("typed", s.handler(typed), micro.WithEndpointSubject("t.typed"))
+	// The handlers serve acme's partition, as the tenant in the subject says.
+	p := events.Partition("acme")
+	svc.AddEndpoint("boom", s.handler(p, boom), micro.WithEndpointSubject("t.boom.acme"))
+	svc.AddEndpoint("typed", s.handler(p, typed), micro.WithEndpointSubject("t.typed.acme"))
 	for _, tc := range []struct {
 		subject, status string
 		code            events.Code
-	}{{"t.boom", "500", events.CodeInternal}, {"t.typed", "409", events.CodeConflict}} {
+	}{{"t.boom.acme", "500", events.CodeInternal}, {"t.typed.acme", "409", events.CodeConflict}} {
 		msg, err := nc.Request(tc.subject, []byte(`{}`), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)

@@ -14,6 +14,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/cluster"
+	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/projections"
 )
 
@@ -35,7 +38,20 @@ type Config struct {
 	// ExpirySweep is how often reservations past their TTL are expired
 	// (default 250 ms).
 	ExpirySweep time.Duration
-	Logger      *slog.Logger
+	// Member names this process in the cluster: unique, and the same across
+	// restarts (default: the host name and a hash of DataDir).
+	Member string
+	// Assignment says which partitions this process prefers to own and
+	// which it stands by for; it folds both. The zero value owns all.
+	Assignment cluster.Assignment
+	// LeaseTTL is how long an owner's lease on a partition outlives its
+	// last renewal (default 2 s): see cluster.Options.
+	LeaseTTL time.Duration
+	// Unleased serves every assigned partition without holding its lease,
+	// as an owner that was deposed and has not noticed yet would. Only for
+	// tests of the fence, which must keep decisions exact even then.
+	Unleased bool
+	Logger   *slog.Logger
 }
 
 // Ledger is a running ledger: optionally an embedded NATS server, the stream,
@@ -44,9 +60,12 @@ type Ledger struct {
 	cfg       Config
 	srv       *server.Server
 	nc        *nats.Conn
+	js        jetstream.JetStream
 	store     *projections.Store
 	projector *projections.Projector
 	service   *Service
+	member    *cluster.Member
+	status    *statusResponder
 	cancel    context.CancelFunc
 	done      chan struct{}
 	runErr    error
@@ -91,30 +110,46 @@ func Start(ctx context.Context, cfg Config) (l *Ledger, err error) {
 	if err != nil {
 		return nil, err
 	}
+	l.js = js
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := EnsureStream(sctx, js, cfg.Stream); err != nil {
+		return nil, err
+	}
+	if err := checkPartitionMappings(l.nc); err != nil {
 		return nil, err
 	}
 	l.store, err = projections.OpenStore(filepath.Join(cfg.DataDir, "projection"), cfg.Store)
 	if err != nil {
 		return nil, err
 	}
+	asg := cfg.Assignment
+	if len(asg.Owns)+len(asg.Standby) == 0 {
+		asg.Owns = cluster.All()
+	}
+	if err := asg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Member == "" {
+		cfg.Member = DefaultMemberName(cfg.DataDir)
+	}
 	popts := cfg.Projector
 	popts.Logger = log
+	if parts := asg.Partitions(); len(parts) < events.Partitions {
+		popts.Partitions = parts
+	}
 	l.projector, err = projections.NewProjector(js, l.store, popts)
 	if err != nil {
 		return nil, err
 	}
 	sopts := cfg.Service
 	sopts.Logger = log
-	l.service, err = StartService(l.nc, NewAppender(js), l.projector, sopts)
+	l.service, err = NewService(l.nc, NewAppender(js), l.projector, cfg.Member, sopts)
 	if err != nil {
 		return nil, err
 	}
 	runCtx, runCancel := context.WithCancel(context.Background())
 	l.cancel = runCancel
-	go l.service.SweepExpiries(runCtx, cfg.ExpirySweep)
 	go func() {
 		defer close(l.done)
 		if err := l.projector.Run(runCtx); err != nil {
@@ -122,9 +157,73 @@ func Start(ctx context.Context, cfg Config) (l *Ledger, err error) {
 			log.Error("projector stopped", "err", err)
 		}
 	}()
-	log.Info("ledger started", "nats", l.ClientURL(), "embedded", l.srv != nil, "data", cfg.DataDir, "applied_seq", l.projector.Applied())
+	l.status, err = startStatus(ctx, l.nc, js, l.projector, cfg.Member, "ledger", l.partitionStates)
+	if err != nil {
+		return nil, err
+	}
+	// Partitions are claimed once the projection has caught up, so the
+	// projector runs first.
+	if cfg.Unleased {
+		for _, p := range asg.Partitions() {
+			if err := l.service.Serve(p, 0); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		l.member, err = cluster.Join(ctx, js, cluster.Options{Name: cfg.Member, Assignment: asg, Replicas: cfg.Stream.Replicas, LeaseTTL: cfg.LeaseTTL, Logger: log}, ownership{l})
+		if err != nil {
+			return nil, err
+		}
+	}
+	go l.service.SweepExpiries(runCtx, cfg.ExpirySweep)
+	log.Info("ledger started", "nats", l.ClientURL(), "embedded", l.srv != nil, "data", cfg.DataDir, "member", cfg.Member,
+		"owns", cluster.FormatPartitions(asg.Owns), "standby", cluster.FormatPartitions(asg.Standby), "replicas", max(cfg.Stream.Replicas, 1), "applied_seq", l.projector.Applied())
 	return l, nil
 }
+
+// ownership is how the ledger takes and gives up partitions: it claims one
+// once its projection has caught up with the stream, then serves it.
+type ownership struct{ l *Ledger }
+
+func (o ownership) CatchUp(ctx context.Context, _ int) error {
+	last, err := StreamLastSeq(ctx, o.l.js, events.StreamName)
+	if err != nil {
+		return err
+	}
+	return o.l.projector.WaitApplied(ctx, last)
+}
+
+func (o ownership) Own(p int, epoch uint64) error { return o.l.service.Serve(p, epoch) }
+
+func (o ownership) Disown(p int) { o.l.service.Unserve(p) }
+
+// partitionStates says what this ledger does for each partition it folds.
+func (l *Ledger) partitionStates() []api.PartitionStatus {
+	if l.member == nil { // unleased: serves all it folds
+		var out []api.PartitionStatus
+		for p := range events.Partitions {
+			if l.service.Serving(p) {
+				out = append(out, api.PartitionStatus{Partition: p, State: "owner"})
+			}
+		}
+		return out
+	}
+	ps := l.member.Partitions()
+	out := make([]api.PartitionStatus, len(ps))
+	for i, p := range ps {
+		out[i] = api.PartitionStatus{Partition: p.Partition, State: "standby", Owner: p.Owner}
+		if p.Owned {
+			out[i].State, out[i].Epoch = "owner", p.Epoch
+		}
+	}
+	return out
+}
+
+// Member is the ledger's membership of the cluster (nil when Unleased).
+func (l *Ledger) Member() *cluster.Member { return l.member }
+
+// Service is the ledger's request/reply service.
+func (l *Ledger) Service() *Service { return l.service }
 
 // ClientURL is where clients connect.
 func (l *Ledger) ClientURL() string {
@@ -152,6 +251,14 @@ func (l *Ledger) Close() error {
 
 func (l *Ledger) shutdown() {
 	l.closeOnce.Do(func() {
+		if l.member != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			l.member.Leave(ctx)
+			cancel()
+		}
+		if l.status != nil {
+			l.status.stop()
+		}
 		if l.service != nil {
 			l.service.Stop()
 		}

@@ -20,13 +20,14 @@ const (
 	envURL    = "LEDGER_TEST_NATS_URL"
 	envData   = "LEDGER_TEST_DATA"
 	envListen = "LEDGER_TEST_LISTEN"
+	envMember = "LEDGER_TEST_MEMBER"
 )
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envRole) == "projector" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
-		err := ledger.RunProjector(ctx, ledger.ProjectorConfig{NATSURL: os.Getenv(envURL), DataDir: os.Getenv(envData)})
+		err := ledger.RunProjector(ctx, ledger.ProjectorConfig{NATSURL: os.Getenv(envURL), DataDir: os.Getenv(envData), Member: os.Getenv(envMember)})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "projector:", err)
 			os.Exit(1)

@@ -9,27 +9,37 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/cluster"
 	"github.com/ledgerworks/ledger/projections"
 )
 
 // ProjectorConfig is everything a standalone projector needs.
 type ProjectorConfig struct {
-	NATSURL   string
-	DataDir   string
+	NATSURL string
+	DataDir string
+	// Member names the projector in the cluster's status (default: the
+	// host name and a hash of DataDir).
+	Member    string
 	Store     projections.StoreOptions
 	Projector projections.ProjectorOptions
-	Service   ServiceOptions
 	Logger    *slog.Logger
 }
 
-// RunProjector folds the stream into its own Pebble directory and serves the
-// ledger's read-only queries until ctx is done.
+// RunProjector folds the stream (Projector.Partitions of it, or all) into
+// its own Pebble directory until ctx is done. It answers no tenant's
+// requests, which only a partition's owner answers, but says how far it is
+// on api.SubjectClusterStatus; its directory serves audits, digests and
+// checkpoints (projector digest, ledger audit --projection).
 func RunProjector(ctx context.Context, cfg ProjectorConfig) error {
 	if cfg.NATSURL == "" || cfg.DataDir == "" {
 		return fmt.Errorf("projector needs a NATS URL and a data directory")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Member == "" {
+		cfg.Member = DefaultMemberName(cfg.DataDir)
 	}
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("ledger-projector"), nats.MaxReconnects(-1))
 	if err != nil {
@@ -51,15 +61,20 @@ func RunProjector(ctx context.Context, cfg ProjectorConfig) error {
 	if err != nil {
 		return err
 	}
-	sopts := cfg.Service
-	sopts.Logger = cfg.Logger
-	sopts.ReadOnly = true
-	svc, err := StartService(nc, nil, p, sopts)
+	parts := popts.Partitions
+	if len(parts) == 0 {
+		parts = cluster.All()
+	}
+	followed := make([]api.PartitionStatus, len(parts))
+	for i, part := range parts {
+		followed[i] = api.PartitionStatus{Partition: part, State: "follower"}
+	}
+	status, err := startStatus(ctx, nc, js, p, cfg.Member, "projector", func() []api.PartitionStatus { return followed })
 	if err != nil {
 		return err
 	}
-	defer svc.Stop()
-	cfg.Logger.Info("projector started", "nats", cfg.NATSURL, "data", cfg.DataDir, "applied_seq", p.Applied(), "filters", popts.Filters())
+	defer status.stop()
+	cfg.Logger.Info("projector started", "nats", cfg.NATSURL, "data", cfg.DataDir, "member", cfg.Member, "applied_seq", p.Applied(), "filters", popts.Filters())
 	runErr := p.Run(ctx)
 	cfg.Logger.Info("projector stopped", "applied_seq", p.Applied())
 	return runErr

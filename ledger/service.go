@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -55,55 +56,58 @@ func (o ServiceOptions) withDefaults() ServiceOptions {
 	return o
 }
 
-// Service is the ledger's NATS micro service.
+// Service answers the ledger's requests for the partitions this process
+// owns. For each owned partition it runs one instance of the NATS micro
+// service "ledger" whose endpoints listen on that partition's subjects
+// (api.PartitionSubject), so `nats micro info ledger` lists who serves
+// which partition; a partition given up stops its instance.
 type Service struct {
-	opts ServiceOptions
-	app  *Appender
-	proj *projections.Projector
-	svc  micro.Service
-	dec  *decider
-	nc   *nats.Conn
-	sem  chan struct{}
-	wg   sync.WaitGroup
+	opts   ServiceOptions
+	app    *Appender
+	proj   *projections.Projector
+	dec    *decider
+	nc     *nats.Conn
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	member string
+
+	mu    sync.Mutex
+	parts map[int]micro.Service
 	// replies holds *[]byte: buffers the write handlers encode their
 	// replies into, reused once published (a publish copies the body).
 	replies sync.Pool
 }
 
-// StartService registers the micro service "ledger" on nc. Writes go through
-// app (nil for a read-only service); reads come from proj.
-func StartService(nc *nats.Conn, app *Appender, proj *projections.Projector, opts ServiceOptions) (*Service, error) {
+// endpoint is one operation of the service.
+type endpoint struct {
+	name, subject string
+	write         bool
+	h             func(ctx context.Context, in request) (any, error)
+}
+
+// request is what a handler gets: the body, its encoding, and the tenant
+// the subject names.
+type request struct {
+	enc    api.Encoding
+	data   []byte
+	tenant string
+}
+
+// NewService returns the service of member on nc: writes go through app,
+// reads come from proj. It answers nothing until Serve.
+func NewService(nc *nats.Conn, app *Appender, proj *projections.Projector, member string, opts ServiceOptions) (*Service, error) {
 	opts = opts.withDefaults()
-	s := &Service{opts: opts, app: app, proj: proj, nc: nc, sem: make(chan struct{}, opts.MaxInFlight)}
-	if app != nil {
-		st, err := app.js.Stream(context.Background(), events.StreamName)
-		if err != nil {
-			return nil, fmt.Errorf("ledger stream: %w", err)
-		}
-		s.dec = newDecider(app, proj, st, opts.Now, opts.WaitTimeout, opts.Logger)
-	}
-	role := "ledger"
-	if opts.ReadOnly || app == nil {
-		opts.ReadOnly = true
-		s.opts.ReadOnly = true
-		role = "projector"
-	}
-	svc, err := micro.AddService(nc, micro.Config{
-		Name:        api.ServiceName,
-		Version:     api.ServiceVersion,
-		Description: "usage ledger: quota checks, reservations and usage over an event stream",
-		Metadata:    map[string]string{"role": role},
-	})
+	s := &Service{opts: opts, app: app, proj: proj, nc: nc, member: member, sem: make(chan struct{}, opts.MaxInFlight), parts: map[int]micro.Service{}}
+	st, err := app.js.Stream(context.Background(), events.StreamName)
 	if err != nil {
-		return nil, fmt.Errorf("add micro service: %w", err)
+		return nil, fmt.Errorf("ledger stream: %w", err)
 	}
-	s.svc = svc
-	type endpoint struct {
-		name, subject string
-		write         bool
-		h             func(ctx context.Context, enc api.Encoding, data []byte) (any, error)
-	}
-	eps := []endpoint{
+	s.dec = newDecider(app, proj, st, opts.Now, opts.WaitTimeout, opts.Logger)
+	return s, nil
+}
+
+func (s *Service) endpoints() []endpoint {
+	return []endpoint{
 		{"check", api.SubjectCheck, false, s.check},
 		{"usage_get", api.SubjectUsage, false, s.usage},
 		{"quota_get", api.SubjectQuotaGet, false, s.quotaGet},
@@ -128,42 +132,86 @@ func StartService(nc *nats.Conn, app *Appender, proj *projections.Projector, opt
 		{"plan_get", api.SubjectPlanGet, false, s.planGet},
 		{"counter_reset", api.SubjectCounterReset, true, s.counterReset},
 	}
-	for _, ep := range eps {
-		if ep.write && opts.ReadOnly {
-			continue
-		}
-		h := s.readHandler(ep.h)
+}
+
+// Serve starts answering the requests of partition p, as its owner since
+// epoch.
+func (s *Service) Serve(p int, epoch uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.parts[p]; ok {
+		return nil
+	}
+	svc, err := micro.AddService(s.nc, micro.Config{
+		Name:        api.ServiceName,
+		Version:     api.ServiceVersion,
+		Description: "usage ledger: quota checks, reservations and usage over an event stream",
+		Metadata:    map[string]string{"member": s.member, "partition": strconv.Itoa(p), "epoch": strconv.FormatUint(epoch, 10)},
+	})
+	if err != nil {
+		return fmt.Errorf("add micro service: %w", err)
+	}
+	for _, ep := range s.endpoints() {
+		h := s.readHandler(p, ep.h)
 		if ep.write {
-			h = s.handler(ep.h)
+			h = s.handler(p, ep.h)
 		}
-		if err := svc.AddEndpoint(ep.name, h, micro.WithEndpointSubject(ep.subject)); err != nil {
+		if err := svc.AddEndpoint(ep.name, h, micro.WithEndpointSubject(api.PartitionSubject(ep.subject, p))); err != nil {
 			svc.Stop()
-			return nil, fmt.Errorf("add endpoint %s: %w", ep.name, err)
+			return fmt.Errorf("add endpoint %s: %w", ep.name, err)
 		}
 	}
 	// A round trip to the server proves it has registered every endpoint's
-	// subscription: without it a client that connects right after Start can
-	// be told nobody answers.
-	if err := nc.FlushTimeout(10 * time.Second); err != nil {
+	// subscription: without it a client that connects right after Serve
+	// can be told nobody answers.
+	if err := s.nc.FlushTimeout(10 * time.Second); err != nil {
 		svc.Stop()
-		return nil, fmt.Errorf("register endpoints: %w", err)
+		return fmt.Errorf("register endpoints: %w", err)
 	}
-	return s, nil
+	s.parts[p] = svc
+	return nil
+}
+
+// Unserve stops answering for partition p. Requests already taken are
+// still answered.
+func (s *Service) Unserve(p int) {
+	s.mu.Lock()
+	svc, ok := s.parts[p]
+	delete(s.parts, p)
+	s.mu.Unlock()
+	if ok {
+		if err := svc.Stop(); err != nil {
+			s.opts.Logger.Debug("stop partition service", "partition", p, "err", err)
+		}
+	}
+}
+
+// Serving reports whether the service answers for partition p.
+func (s *Service) Serving(p int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.parts[p]
+	return ok
 }
 
 // SweepExpiries expires reservations past their TTL until ctx is done.
 func (s *Service) SweepExpiries(ctx context.Context, every time.Duration) {
-	if s.dec != nil {
-		s.dec.sweepExpiries(ctx, every)
-	}
+	s.dec.sweepExpiries(ctx, every, s.Serving)
 }
 
 // Stop drains the service's subscriptions and waits for the requests in
 // flight.
-func (s *Service) Stop() error {
-	err := s.svc.Stop()
+func (s *Service) Stop() {
+	s.mu.Lock()
+	ps := make([]int, 0, len(s.parts))
+	for p := range s.parts {
+		ps = append(ps, p)
+	}
+	s.mu.Unlock()
+	for _, p := range ps {
+		s.Unserve(p)
+	}
 	s.wg.Wait()
-	return err
 }
 
 // handler adapts a typed handler and encodes the reply or the typed error in
@@ -175,21 +223,24 @@ func (s *Service) Stop() error {
 // their replies are published on the service's connection, not through the
 // micro request, whose state micro reads once the handler returns, and are
 // encoded into pooled buffers.
-func (s *Service) handler(h func(context.Context, api.Encoding, []byte) (any, error)) micro.HandlerFunc {
+func (s *Service) handler(p int, h func(context.Context, request) (any, error)) micro.HandlerFunc {
 	return func(req micro.Request) {
 		s.sem <- struct{}{}
 		s.wg.Add(1)
 		go func() {
 			defer func() { <-s.sem; s.wg.Done() }()
-			enc := api.Detect(req.Data())
-			ctx, cancel := context.WithTimeout(context.Background(), s.opts.WaitTimeout)
-			defer cancel()
-			reply, err := h(ctx, enc, req.Data())
+			in, err := requestOf(p, req)
+			var reply any
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), s.opts.WaitTimeout)
+				reply, err = h(ctx, in)
+				cancel()
+			}
 			bp, _ := s.replies.Get().(*[]byte)
 			if bp == nil {
 				bp = new([]byte)
 			}
-			*bp = s.respond(req, enc, reply, err, false, (*bp)[:0])
+			*bp = s.respond(req, in.enc, reply, err, false, (*bp)[:0])
 			if cap(*bp) <= maxReplyBuffer {
 				s.replies.Put(bp)
 			}
@@ -198,23 +249,59 @@ func (s *Service) handler(h func(context.Context, api.Encoding, []byte) (any, er
 }
 
 // readHandler is handler for reads: see handler.
-func (s *Service) readHandler(h func(context.Context, api.Encoding, []byte) (any, error)) micro.HandlerFunc {
-	async := s.handler(h)
+func (s *Service) readHandler(p int, h func(context.Context, request) (any, error)) micro.HandlerFunc {
+	async := s.handler(p, h)
 	// The endpoint's goroutine runs its reads one at a time and a publish
 	// copies the body, so one buffer serves every reply of the endpoint.
 	var buf []byte
 	return func(req micro.Request) {
-		enc := api.Detect(req.Data())
-		reply, err := h(inlineCtx, enc, req.Data())
+		in, err := requestOf(p, req)
+		var reply any
+		if err == nil {
+			reply, err = h(inlineCtx, in)
+		}
 		if errors.Is(err, errWouldWait) {
 			async(req)
 			return
 		}
-		buf = s.respond(req, enc, reply, err, true, buf[:0])
+		buf = s.respond(req, in.enc, reply, err, true, buf[:0])
 		if cap(buf) > maxReplyBuffer {
 			buf = nil // one huge reply (a long quota list) is not kept
 		}
 	}
+}
+
+// requestOf reads the tenant from a request's subject, the last token, and
+// checks that it belongs to partition p: a request published straight to
+// another partition's subject is refused, not answered from state this
+// process may not hold.
+func requestOf(p int, req micro.Request) (request, error) {
+	in := request{enc: api.Detect(req.Data()), data: req.Data(), tenant: api.TenantOfSubject(req.Subject())}
+	if err := requireTenant(in.tenant); err != nil {
+		return in, err
+	}
+	if tp := events.Partition(in.tenant); tp != p {
+		return in, &events.Error{Code: events.CodeInvalidArgument,
+			Message: fmt.Sprintf("tenant %s is in partition %d, not %d: address requests to %s.%s", in.tenant, tp, p, api.SubjectPrefix+".<op>", in.tenant),
+			Details: map[string]any{"tenant": in.tenant, "partition": tp, "subject": req.Subject()}}
+	}
+	return in, nil
+}
+
+// bindTenant makes a request's tenant field the subject's tenant: an empty
+// field takes it, another tenant is refused, so a payload never overrides
+// the subject a request was (and, with permissions, may be) sent on.
+func bindTenant(field *string, tenant string) error {
+	switch *field {
+	case tenant:
+		return nil
+	case "":
+		*field = tenant
+		return nil
+	}
+	return &events.Error{Code: events.CodeInvalidArgument,
+		Message: fmt.Sprintf("tenant: the request names %q but was sent for %q", *field, tenant),
+		Details: map[string]any{"field": "tenant", "tenant": *field, "subject_tenant": tenant}}
 }
 
 // maxReplyBuffer bounds the reply buffers kept for reuse.
@@ -302,17 +389,14 @@ func requireTenant(t string) error {
 	return nil
 }
 
-// decodeRead decodes a read request, checks its tenant and waits until the
+// decodeRead decodes a read request, binds its tenant and waits until the
 // projection covers its after_seq.
-func decodeRead[T any](ctx context.Context, s *Service, data []byte, key func(*T) (string, uint64)) (*T, error) {
-	req := new(T)
-	if err := api.Decode(data, req); err != nil {
+func decodeRead[T any](ctx context.Context, s *Service, in request, key func(*T) (*string, uint64)) (*T, error) {
+	req, err := decodeTenant(in, func(r *T) *string { t, _ := key(r); return t })
+	if err != nil {
 		return nil, err
 	}
-	tenant, after := key(req)
-	if err := requireTenant(tenant); err != nil {
-		return nil, err
-	}
+	_, after := key(req)
 	if err := s.waitApplied(ctx, after); err != nil {
 		return nil, err
 	}
@@ -334,9 +418,9 @@ func (s *Service) waitApplied(ctx context.Context, seq uint64) error {
 }
 
 // recordUsage validates every event first and appends only if all are
-// valid: bad input changes nothing.
-func (s *Service) recordUsage(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	evs, err := events.DecodeBatch(data)
+// valid: bad input changes nothing. Every event is the subject's tenant's.
+func (s *Service) recordUsage(ctx context.Context, in request) (any, error) {
+	evs, err := events.DecodeBatch(in.data)
 	if err != nil {
 		return nil, err
 	}
@@ -344,12 +428,13 @@ func (s *Service) recordUsage(ctx context.Context, _ api.Encoding, data []byte) 
 		return nil, &events.Error{Code: events.CodeInvalidArgument, Message: "no events"}
 	}
 	now := s.opts.Now()
-	var order []string
-	byTenant := map[string][]events.Event{}
 	for i := range evs {
 		ev := &evs[i]
 		if ev.Time.IsZero() {
 			ev.Time = now.UTC() // an event without a time happened now
+		}
+		if err := bindTenant(&ev.Tenant, in.tenant); err != nil {
+			return nil, withIndex(err, i)
 		}
 		if err := ev.Validate(); err != nil {
 			return nil, withIndex(err, i)
@@ -360,16 +445,10 @@ func (s *Service) recordUsage(ctx context.Context, _ api.Encoding, data []byte) 
 		if err := events.CheckSkew(ev, now, s.opts.MaxSkew); err != nil {
 			return nil, withIndex(err, i)
 		}
-		if _, ok := byTenant[ev.Tenant]; !ok {
-			order = append(order, ev.Tenant)
-		}
-		byTenant[ev.Tenant] = append(byTenant[ev.Tenant], *ev)
 	}
-	var seq uint64
-	for _, t := range order {
-		if seq, err = s.app.Append(ctx, t, events.ClassUsage, byTenant[t], nil); err != nil {
-			return nil, err
-		}
+	seq, err := s.app.Append(ctx, in.tenant, events.ClassUsage, evs, nil)
+	if err != nil {
+		return nil, err
 	}
 	return api.RecordUsageReply{Events: len(evs), Seq: seq}, nil
 }
@@ -402,8 +481,8 @@ func (s *Service) appendAndApply(ctx context.Context, tenant string, evs ...even
 	return seq, s.waitApplied(ctx, seq)
 }
 
-func (s *Service) quotaSet(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.QuotaSetRequest) string { return r.Tenant })
+func (s *Service) quotaSet(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.QuotaSetRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}
@@ -423,8 +502,8 @@ func (s *Service) quotaSet(ctx context.Context, _ api.Encoding, data []byte) (an
 	return reply, nil
 }
 
-func (s *Service) quotaDelete(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeRead(ctx, s, data, func(r *api.QuotaRequest) (string, uint64) { return r.Tenant, r.AfterSeq })
+func (s *Service) quotaDelete(ctx context.Context, in request) (any, error) {
+	req, err := decodeRead(ctx, s, in, func(r *api.QuotaRequest) (*string, uint64) { return &r.Tenant, r.AfterSeq })
 	if err != nil {
 		return nil, err
 	}
@@ -455,16 +534,16 @@ func (s *Service) readQuota(tenant, id string) (api.QuotaReply, error) {
 	return reply, err
 }
 
-func (s *Service) quotaGet(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeRead(ctx, s, data, func(r *api.QuotaRequest) (string, uint64) { return r.Tenant, r.AfterSeq })
+func (s *Service) quotaGet(ctx context.Context, in request) (any, error) {
+	req, err := decodeRead(ctx, s, in, func(r *api.QuotaRequest) (*string, uint64) { return &r.Tenant, r.AfterSeq })
 	if err != nil {
 		return nil, err
 	}
 	return s.readQuota(req.Tenant, req.ID)
 }
 
-func (s *Service) quotaList(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeRead(ctx, s, data, func(r *api.TenantRequest) (string, uint64) { return r.Tenant, r.AfterSeq })
+func (s *Service) quotaList(ctx context.Context, in request) (any, error) {
+	req, err := decodeRead(ctx, s, in, func(r *api.TenantRequest) (*string, uint64) { return &r.Tenant, r.AfterSeq })
 	if err != nil {
 		return nil, err
 	}
@@ -479,8 +558,8 @@ func (s *Service) quotaList(ctx context.Context, _ api.Encoding, data []byte) (a
 	return reply, err
 }
 
-func (s *Service) usage(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeRead(ctx, s, data, func(r *api.TenantRequest) (string, uint64) { return r.Tenant, r.AfterSeq })
+func (s *Service) usage(ctx context.Context, in request) (any, error) {
+	req, err := decodeRead(ctx, s, in, func(r *api.TenantRequest) (*string, uint64) { return &r.Tenant, r.AfterSeq })
 	if err != nil {
 		return nil, err
 	}
@@ -491,8 +570,8 @@ func (s *Service) usage(ctx context.Context, _ api.Encoding, data []byte) (any, 
 	return api.UsageReply{Tenant: req.Tenant, Totals: tot, AppliedSeq: applied}, nil
 }
 
-func (s *Service) check(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.CheckRequest) string { return r.Tenant })
+func (s *Service) check(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.CheckRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}

@@ -30,19 +30,20 @@ func (s *Service) limitsOf(sts []projections.LimitStatus, now time.Time) ([]api.
 	return out, warn
 }
 
-func decodeTenant[T any](data []byte, tenant func(*T) string) (*T, error) {
+// decodeTenant decodes a request and binds its tenant to the subject's.
+func decodeTenant[T any](in request, tenant func(*T) *string) (*T, error) {
 	req := new(T)
-	if err := api.Decode(data, req); err != nil {
+	if err := api.Decode(in.data, req); err != nil {
 		return nil, err
 	}
-	if err := requireTenant(tenant(req)); err != nil {
+	if err := bindTenant(tenant(req), in.tenant); err != nil {
 		return nil, err
 	}
 	return req, nil
 }
 
-func (s *Service) consume(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.ConsumeRequest) string { return r.Tenant })
+func (s *Service) consume(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.ConsumeRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}
@@ -63,8 +64,8 @@ func (s *Service) reserveReply(req *api.ReserveRequest, dec Decision, seq uint64
 	return api.ReserveReply{Reservation: req.Reservation, Outcome: dec.Outcome, ExpiresAt: dec.ExpiresAt.UTC(), Seq: seq, Limits: limits, Warning: warn}
 }
 
-func (s *Service) reserve(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.ReserveRequest) string { return r.Tenant })
+func (s *Service) reserve(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.ReserveRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}
@@ -75,8 +76,8 @@ func (s *Service) reserve(ctx context.Context, _ api.Encoding, data []byte) (any
 	return s.reserveReply(req, dec, seq), nil
 }
 
-func (s *Service) reconcile(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.ReconcileRequest) string { return r.Tenant })
+func (s *Service) reconcile(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.ReconcileRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}
@@ -87,8 +88,8 @@ func (s *Service) reconcile(ctx context.Context, _ api.Encoding, data []byte) (a
 	return api.DecisionReply{Outcome: dec.Outcome, Seq: seq}, nil
 }
 
-func (s *Service) release(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.ReleaseRequest) string { return r.Tenant })
+func (s *Service) release(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.ReleaseRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}
@@ -102,9 +103,9 @@ func (s *Service) release(ctx context.Context, _ api.Encoding, data []byte) (any
 // batch decides a batch's operations as their own requests would be: all
 // are queued first, so that the operations on one tenant join one group of
 // decisions and one fenced append, then each is answered in order.
-func (s *Service) batch(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
+func (s *Service) batch(ctx context.Context, in request) (any, error) {
 	req := new(api.BatchRequest)
-	if err := api.Decode(data, req); err != nil {
+	if err := api.Decode(in.data, req); err != nil {
 		return nil, err
 	}
 	if n := len(req.Ops); n == 0 || n > api.MaxBatchOps {
@@ -113,15 +114,12 @@ func (s *Service) batch(ctx context.Context, _ api.Encoding, data []byte) (any, 
 	results := make([]api.BatchResult, len(req.Ops))
 	pending := make([]*pendingCommand, len(req.Ops))
 	for i, op := range req.Ops {
-		tenant, cmd, err := batchCommand(op)
-		if err == nil {
-			err = requireTenant(tenant)
-		}
+		cmd, err := batchCommand(op, in.tenant)
 		if err != nil {
 			results[i].Error = events.AsError(err)
 			continue
 		}
-		pending[i] = s.dec.enqueue(tenant, cmd)
+		pending[i] = s.dec.enqueue(in.tenant, cmd)
 	}
 	for i, p := range pending {
 		if p == nil {
@@ -141,33 +139,34 @@ func (s *Service) batch(ctx context.Context, _ api.Encoding, data []byte) (any, 
 	return api.BatchReply{Results: results}, nil
 }
 
-// batchCommand is the tenant and command of one batch operation.
-func batchCommand(op api.BatchOp) (string, Command, error) {
+// batchCommand is the command of one batch operation on tenant, the
+// batch's.
+func batchCommand(op api.BatchOp, tenant string) (Command, error) {
 	set := 0
 	var (
-		tenant string
-		cmd    Command
+		field *string
+		cmd   Command
 	)
 	if r := op.Reserve; r != nil {
 		set++
-		tenant, cmd = r.Tenant, reserveCommand(r)
+		field, cmd = &r.Tenant, reserveCommand(r)
 	}
 	if r := op.Reconcile; r != nil {
 		set++
-		tenant, cmd = r.Tenant, Reconcile{Reservation: r.Reservation, Actual: r.Actual}
+		field, cmd = &r.Tenant, Reconcile{Reservation: r.Reservation, Actual: r.Actual}
 	}
 	if r := op.Release; r != nil {
 		set++
-		tenant, cmd = r.Tenant, Release{Reservation: r.Reservation, Reason: r.Reason}
+		field, cmd = &r.Tenant, Release{Reservation: r.Reservation, Reason: r.Reason}
 	}
 	if set != 1 {
-		return "", nil, &events.Error{Code: events.CodeInvalidArgument, Message: fmt.Sprintf("a batch operation sets exactly one of reserve, reconcile and release, this one sets %d", set)}
+		return nil, &events.Error{Code: events.CodeInvalidArgument, Message: fmt.Sprintf("a batch operation sets exactly one of reserve, reconcile and release, this one sets %d", set)}
 	}
-	return tenant, cmd, nil
+	return cmd, bindTenant(field, tenant)
 }
 
-func (s *Service) retrySignal(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.RetrySignalRequest) string { return r.Tenant })
+func (s *Service) retrySignal(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.RetrySignalRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}
@@ -179,8 +178,8 @@ func (s *Service) retrySignal(ctx context.Context, _ api.Encoding, data []byte) 
 	return api.RetryReply{RetryUntil: &until, RetryDelay: req.RetryDelay, QuotaMetric: req.QuotaMetric, QuotaID: req.QuotaID, QuotaDimensions: req.QuotaDimensions, Seq: seq}, nil
 }
 
-func (s *Service) retryClear(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.RetryRequest) string { return r.Tenant })
+func (s *Service) retryClear(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.RetryRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}
@@ -191,8 +190,8 @@ func (s *Service) retryClear(ctx context.Context, _ api.Encoding, data []byte) (
 	return api.RetryReply{Seq: seq}, nil
 }
 
-func (s *Service) retryGet(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.RetryRequest) string { return r.Tenant })
+func (s *Service) retryGet(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.RetryRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}
@@ -218,8 +217,8 @@ func workflowReply(id string, dec Decision, seq uint64) api.WorkflowReply {
 	return r
 }
 
-func (s *Service) workflowBegin(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.WorkflowRequest) string { return r.Tenant })
+func (s *Service) workflowBegin(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.WorkflowRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}
@@ -230,8 +229,8 @@ func (s *Service) workflowBegin(ctx context.Context, _ api.Encoding, data []byte
 	return workflowReply(req.Workflow, dec, seq), nil
 }
 
-func (s *Service) workflowStep(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.WorkflowRequest) string { return r.Tenant })
+func (s *Service) workflowStep(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.WorkflowRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}
@@ -243,8 +242,8 @@ func (s *Service) workflowStep(ctx context.Context, _ api.Encoding, data []byte)
 	return workflowReply(req.Workflow, dec, seq), nil
 }
 
-func (s *Service) workflowEnd(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.WorkflowRequest) string { return r.Tenant })
+func (s *Service) workflowEnd(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.WorkflowRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}
@@ -255,8 +254,8 @@ func (s *Service) workflowEnd(ctx context.Context, _ api.Encoding, data []byte) 
 	return workflowReply(req.Workflow, dec, seq), nil
 }
 
-func (s *Service) workflowList(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.TenantRequest) string { return r.Tenant })
+func (s *Service) workflowList(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.TenantRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}
@@ -299,8 +298,8 @@ func unknownProject(tenant, project string) error {
 	return &events.Error{Code: events.CodeNotFound, Message: fmt.Sprintf("tenant %s has no project %q", tenant, project), Details: map[string]any{"project": project, "reason": "unknown_project"}, Suggestion: "set a plan for the project (plan.set) first"}
 }
 
-func (s *Service) limitAction(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.LimitActionRequest) string { return r.Tenant })
+func (s *Service) limitAction(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.LimitActionRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}
@@ -318,8 +317,8 @@ func (s *Service) limitAction(ctx context.Context, _ api.Encoding, data []byte) 
 	return api.DecisionReply{Outcome: dec.Outcome, Seq: seq, Limits: limits, Warning: warn}, nil
 }
 
-func (s *Service) planSet(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.PlanSetRequest) string { return r.Tenant })
+func (s *Service) planSet(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.PlanSetRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}
@@ -334,8 +333,8 @@ func (s *Service) planSet(ctx context.Context, _ api.Encoding, data []byte) (any
 	return api.PlanReply{Plan: req.Plan, Seq: seq}, nil
 }
 
-func (s *Service) planGet(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.PlanRequest) string { return r.Tenant })
+func (s *Service) planGet(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.PlanRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}
@@ -355,8 +354,8 @@ func (s *Service) planGet(ctx context.Context, _ api.Encoding, data []byte) (any
 	return reply, err
 }
 
-func (s *Service) counterReset(ctx context.Context, _ api.Encoding, data []byte) (any, error) {
-	req, err := decodeTenant(data, func(r *api.CounterResetRequest) string { return r.Tenant })
+func (s *Service) counterReset(ctx context.Context, in request) (any, error) {
+	req, err := decodeTenant(in, func(r *api.CounterResetRequest) *string { return &r.Tenant })
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,8 @@ type Server struct {
 }
 
 // StartServer starts an embedded server storing in dir (t.TempDir() when
-// empty) with periodic sync (tests do not need fsync per write).
+// empty) with periodic sync (tests do not need fsync per write), mapping
+// tenant-addressed requests to partitions as `ledger serve` does.
 func StartServer(t testing.TB, dir string) *Server {
 	t.Helper()
 	if dir == "" {
