@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/ledgerworks/ledger/cluster"
 	"github.com/ledgerworks/ledger/ledger"
 )
 
@@ -32,6 +33,7 @@ const usage = `usage: ledger <command> [flags]
 
 commands:
   serve    run the ledger (embedded NATS + JetStream, projector, service)
+  status   who owns, stands by for and follows each partition, and how far each member is
   bench    measure the ledger against raw NATS baselines (docs/PERFORMANCE.md)
   health   container health check: a NATS server's /healthz or a member's readiness
 
@@ -52,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr)
+	case "status":
+		return statusCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return bench(ctx, args[1:], stdout, stderr)
 	case "report":
@@ -78,15 +82,30 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg ledger.Config
-	var durability, level string
+	var durability, level, owns, standby string
 	fs.StringVar(&cfg.DataDir, "data", "./data", "data directory (JetStream files and the projection)")
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:4222", "client address of the embedded NATS server")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS server instead of embedding one")
 	fs.StringVar(&durability, "durability", string(ledger.SyncAlways), "embedded server fsync: always (every write) or periodic (every 2 minutes)")
 	fs.DurationVar(&cfg.Service.MaxSkew, "max-skew", 0, "how far an event's time may be from the ledger clock (default 5m)")
+	fs.IntVar(&cfg.Stream.Replicas, "replicas", 1, "replicas of the stream and the lease bucket (3 on a 3-node cluster; the embedded server has 1)")
+	fs.StringVar(&cfg.Member, "member", "", "this process's name in the cluster: unique, the same across restarts (default: host name and a hash of --data)")
+	fs.StringVar(&owns, "owns", "", `partitions to own, e.g. "0-7" (default: all, unless --standby is given)`)
+	fs.StringVar(&standby, "standby", "", `partitions to stand by for, e.g. "8-15": folded, taken over when their owner's lease lapses`)
+	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 0, "how long an owner's lease outlives its last renewal; failover takes about 1-1.5x this (default 2s)")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	var err error
+	if cfg.Assignment.Owns, err = cluster.ParsePartitions(owns); err != nil {
+		return fmt.Errorf("--owns: %w", err)
+	}
+	if cfg.Assignment.Standby, err = cluster.ParsePartitions(standby); err != nil {
+		return fmt.Errorf("--standby: %w", err)
+	}
+	if cfg.NATSURL == "" && cfg.Stream.Replicas > 1 {
+		return fmt.Errorf("--replicas %d needs a cluster (--nats-url): the embedded server is one node", cfg.Stream.Replicas)
 	}
 	cfg.Durability = ledger.Durability(durability)
 	var lvl slog.Level

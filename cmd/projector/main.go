@@ -1,5 +1,6 @@
 // Command projector folds the ledger stream into its own Pebble directory and
-// serves the ledger's read-only queries (check, usage, quotas).
+// reports how far it is on the cluster's status subject; its directory
+// serves audits, digests and checkpoints.
 //
 //	projector [flags]              run a projector (the default)
 //	projector rebuild [flags]      fold the stream into a fresh or resumed projection and print its digest
@@ -16,10 +17,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 
+	"github.com/ledgerworks/ledger/cluster"
 	"github.com/ledgerworks/ledger/ledger"
 )
 
@@ -56,20 +56,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	var parts, level string
 	fs.StringVar(&cfg.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server holding the ledger stream")
 	fs.StringVar(&cfg.DataDir, "data", "./projection", "Pebble directory of this projector")
-	fs.StringVar(&parts, "partitions", "", "comma-separated partitions to own (default all)")
+	fs.StringVar(&cfg.Member, "member", "", "this projector's name in the cluster's status (default: host name and a hash of --data)")
+	fs.StringVar(&parts, "partitions", "", `partitions to fold, e.g. "0-7" or "1,3" (default all)`)
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	for _, p := range strings.Split(parts, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		n, err := strconv.Atoi(p)
-		if err != nil {
-			return fmt.Errorf("partition %q: %w", p, err)
-		}
-		cfg.Projector.Partitions = append(cfg.Projector.Partitions, n)
+	var err error
+	if cfg.Projector.Partitions, err = cluster.ParsePartitions(parts); err != nil {
+		return fmt.Errorf("--partitions: %w", err)
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
