@@ -27,7 +27,7 @@ import (
 // images build in seconds and the cluster is healthy in well under a
 // minute.
 const (
-	buildTimeout   = 4 * time.Minute
+	buildTimeout   = 3 * time.Minute
 	upTimeout      = 150 * time.Second
 	failoverBound  = 30 * time.Second
 	cleanupTimeout = 90 * time.Second
@@ -55,6 +55,9 @@ func TestCompose(t *testing.T) {
 
 	start := time.Now()
 	t.Cleanup(c.removeImage)
+	// The binaries go to a directory of the test, not deploy/bin: a test
+	// running beside a user's build does not overwrite it.
+	c.bin = t.TempDir()
 	if _, stderr, err := c.run2(buildTimeout, "deploy/build-images.sh"); err != nil {
 		t.Fatalf("build the images: %v", err)
 	} else {
@@ -94,7 +97,7 @@ func TestCompose(t *testing.T) {
 	leader := info.Cluster.Leader
 	t.Logf("stream %s: R%d, leader %s", events.StreamName, info.Config.Replicas, leader)
 
-	cl, err := client.New(nc, client.WithTimeout(3*time.Second))
+	cl, err := client.New(nc, client.WithTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,6 +183,11 @@ func TestCompose(t *testing.T) {
 	}
 	// The ledgers and the other projector stay up and healthy.
 	c.waitHealthy(failoverBound, "ledger-a", "ledger-b", "projector-2")
+	if ss, err := c.states(); err == nil {
+		for _, s := range []string{leader, "projector-1"} {
+			t.Logf("%s after docker kill: %s, %s (docker does not restart a killed container)", s, ss[s].State.Status, ss[s].health())
+		}
+	}
 }
 
 // compose runs docker-compose on the repository's docker-compose.yml as one
@@ -190,6 +198,7 @@ type compose struct {
 	project string
 	image   string
 	port    int
+	bin     string // LEDGER_BIN_DIR of build-images.sh
 	// reported: the services' states are in the log already.
 	reported bool
 }
@@ -199,6 +208,7 @@ func (c *compose) env() []string {
 		"LEDGER_IMAGE="+c.image,
 		"LEDGER_NATS_PORT="+strconv.Itoa(c.port),
 		"COMPOSE_PROJECT_NAME="+c.project,
+		"LEDGER_BIN_DIR="+c.bin,
 	)
 }
 
