@@ -197,15 +197,20 @@ func (m *Member) run(ctx context.Context) {
 }
 
 // tick renews the leases the member holds and tries to claim the others.
+// Once catching up has failed for one partition, it claims no more in this
+// tick: the partitions share one projection, and the renewals must not
+// wait behind a string of timeouts.
 func (m *Member) tick(ctx context.Context) {
+	behind := false
 	for _, l := range m.leases {
 		if ctx.Err() != nil {
 			return
 		}
-		if l.owned {
+		switch {
+		case l.owned:
 			m.renew(ctx, l)
-		} else {
-			m.claim(ctx, l)
+		case !behind:
+			behind = !m.claim(ctx, l)
 		}
 	}
 }
@@ -244,7 +249,9 @@ func (m *Member) renew(ctx context.Context, l *lease) {
 	}
 }
 
-func (m *Member) claim(ctx context.Context, l *lease) {
+// claim takes l's lease if it is free (or was the member's own) and the
+// member has caught up; it returns false when catching up failed.
+func (m *Member) claim(ctx context.Context, l *lease) bool {
 	octx, cancel := context.WithTimeout(ctx, m.opTimeout())
 	e, err := m.kv.Get(octx, key(l.partition))
 	cancel()
@@ -259,12 +266,12 @@ func (m *Member) claim(ctx context.Context, l *lease) {
 				l.absentSince = time.Now()
 			}
 			if time.Since(l.absentSince) < m.opts.LeaseTTL/4 {
-				return
+				return true
 			}
 		}
 	case err != nil:
 		m.log.Debug("read lease", "partition", l.partition, "err", err)
-		return
+		return true
 	default:
 		l.absentSince = time.Time{}
 		if json.Unmarshal(e.Value(), &held) != nil {
@@ -272,7 +279,7 @@ func (m *Member) claim(ctx context.Context, l *lease) {
 		}
 		m.setOwner(l, held.Member)
 		if held.Member != m.opts.Name {
-			return
+			return true
 		}
 		// Our own lease, from before a restart: take it back at once.
 	}
@@ -281,7 +288,7 @@ func (m *Member) claim(ctx context.Context, l *lease) {
 	cancel()
 	if err != nil {
 		m.log.Info("not claiming: projection not caught up", "partition", l.partition, "err", err)
-		return
+		return false
 	}
 	octx, cancel = context.WithTimeout(ctx, m.opTimeout())
 	defer cancel()
@@ -294,7 +301,7 @@ func (m *Member) claim(ctx context.Context, l *lease) {
 	}
 	if err != nil {
 		m.log.Debug("claim lease", "partition", l.partition, "err", err)
-		return
+		return true
 	}
 	m.mu.Lock()
 	l.owned, l.rev, l.epoch, l.renewed, l.absentSince, l.owner = true, rev, rev, sent, time.Time{}, m.opts.Name
@@ -303,9 +310,10 @@ func (m *Member) claim(ctx context.Context, l *lease) {
 		m.log.Error("serve partition", "partition", l.partition, "err", err)
 		m.disown(l, slog.LevelError, "could not serve")
 		_ = m.kv.Delete(ctx, key(l.partition), jetstream.LastRevision(rev))
-		return
+		return true
 	}
 	m.log.Info("owner of partition", "partition", l.partition, "epoch", rev)
+	return true
 }
 
 func (m *Member) setOwner(l *lease, owner string) {

@@ -157,10 +157,6 @@ func Start(ctx context.Context, cfg Config) (l *Ledger, err error) {
 			log.Error("projector stopped", "err", err)
 		}
 	}()
-	l.status, err = startStatus(ctx, l.nc, js, l.projector, cfg.Member, "ledger", l.partitionStates)
-	if err != nil {
-		return nil, err
-	}
 	// Partitions are claimed once the projection has caught up, so the
 	// projector runs first.
 	if cfg.Unleased {
@@ -175,6 +171,10 @@ func Start(ctx context.Context, cfg Config) (l *Ledger, err error) {
 			return nil, err
 		}
 	}
+	l.status, err = startStatus(ctx, l.nc, js, l.projector, cfg.Member, "ledger", l.partitionStates)
+	if err != nil {
+		return nil, err
+	}
 	go l.service.SweepExpiries(runCtx, cfg.ExpirySweep)
 	log.Info("ledger started", "nats", l.ClientURL(), "embedded", l.srv != nil, "data", cfg.DataDir, "member", cfg.Member,
 		"owns", cluster.FormatPartitions(asg.Owns), "standby", cluster.FormatPartitions(asg.Standby), "replicas", max(cfg.Stream.Replicas, 1), "applied_seq", l.projector.Applied())
@@ -185,8 +185,8 @@ func Start(ctx context.Context, cfg Config) (l *Ledger, err error) {
 // once its projection has caught up with the stream, then serves it.
 type ownership struct{ l *Ledger }
 
-func (o ownership) CatchUp(ctx context.Context, _ int) error {
-	last, err := StreamLastSeq(ctx, o.l.js, events.StreamName)
+func (o ownership) CatchUp(ctx context.Context, p int) error {
+	last, err := LastSeqOf(ctx, o.l.js, []string{events.PartitionFilter(p)})
 	if err != nil {
 		return err
 	}

@@ -10,17 +10,20 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ledgerworks/ledger/cluster"
 	"github.com/ledgerworks/ledger/ledger"
 )
 
 // Environment variables that turn the test binary into a child process, so
 // crash tests can kill a real process with SIGKILL.
 const (
-	envRole   = "LEDGER_TEST_ROLE"
-	envURL    = "LEDGER_TEST_NATS_URL"
-	envData   = "LEDGER_TEST_DATA"
-	envListen = "LEDGER_TEST_LISTEN"
-	envMember = "LEDGER_TEST_MEMBER"
+	envRole    = "LEDGER_TEST_ROLE"
+	envURL     = "LEDGER_TEST_NATS_URL"
+	envData    = "LEDGER_TEST_DATA"
+	envListen  = "LEDGER_TEST_LISTEN"
+	envMember  = "LEDGER_TEST_MEMBER"
+	envOwns    = "LEDGER_TEST_OWNS"
+	envStandby = "LEDGER_TEST_STANDBY"
 )
 
 func TestMain(m *testing.M) {
@@ -38,7 +41,15 @@ func TestMain(m *testing.M) {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		l, err := ledger.Start(ctx, ledger.Config{DataDir: os.Getenv(envData), Listen: os.Getenv(envListen), Durability: ledger.SyncPeriodic, Logger: log})
+		cfg := ledger.Config{DataDir: os.Getenv(envData), Listen: os.Getenv(envListen), NATSURL: os.Getenv(envURL), Member: os.Getenv(envMember), Durability: ledger.SyncPeriodic, Logger: log}
+		var err error
+		if cfg.Assignment.Owns, err = cluster.ParsePartitions(os.Getenv(envOwns)); err == nil {
+			cfg.Assignment.Standby, err = cluster.ParsePartitions(os.Getenv(envStandby))
+		}
+		var l *ledger.Ledger
+		if err == nil {
+			l, err = ledger.Start(ctx, cfg)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "ledger:", err)
 			os.Exit(1)

@@ -2,8 +2,10 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/ledgerworks/ledger/api"
 	"github.com/ledgerworks/ledger/cluster"
+	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/projections"
 )
 
@@ -94,4 +97,35 @@ func StreamLastSeq(ctx context.Context, js jetstream.JetStream, stream string) (
 		return 0, err
 	}
 	return info.State.LastSeq, nil
+}
+
+// LastSeqOf returns the last stream sequence among the messages on the
+// filter subjects (0 when there are none): what a projection of those
+// filters must have folded to be current. A projection of some partitions
+// never folds the others' messages, so the stream's own last sequence can
+// be out of its reach.
+func LastSeqOf(ctx context.Context, js jetstream.JetStream, filters []string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, events.StreamName)
+	if err != nil {
+		return 0, err
+	}
+	var last uint64
+	for _, f := range filters {
+		m, err := s.GetLastMsgForSubject(ctx, f)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		last = max(last, m.Sequence)
+	}
+	return last, nil
+}
+
+// TenantFilter is the filter subject of all of a tenant's events.
+func TenantFilter(tenant string) string {
+	return events.SubjectPrefix + "." + strconv.Itoa(events.Partition(tenant)) + "." + tenant + ".>"
 }

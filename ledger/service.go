@@ -186,6 +186,20 @@ func (s *Service) Unserve(p int) {
 	}
 }
 
+// Requests returns how many requests the service has taken for each
+// partition it serves, since it began serving it.
+func (s *Service) Requests() map[int]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[int]int, len(s.parts))
+	for p, svc := range s.parts {
+		for _, ep := range svc.Stats().Endpoints {
+			out[p] += ep.NumRequests
+		}
+	}
+	return out
+}
+
 // Serving reports whether the service answers for partition p.
 func (s *Service) Serving(p int) bool {
 	s.mu.Lock()
@@ -396,20 +410,26 @@ func decodeRead[T any](ctx context.Context, s *Service, in request, key func(*T)
 	if err != nil {
 		return nil, err
 	}
-	_, after := key(req)
-	if err := s.waitApplied(ctx, after); err != nil {
+	tenant, after := key(req)
+	if err := s.waitApplied(ctx, *tenant, after); err != nil {
 		return nil, err
 	}
 	return req, nil
 }
 
-// waitApplied makes a read see at least stream sequence seq.
-func (s *Service) waitApplied(ctx context.Context, seq uint64) error {
+// waitApplied makes a read of tenant see at least stream sequence seq: it
+// waits until the projection has folded every event of the tenant up to
+// seq (a projection of some partitions never folds the others' messages,
+// so it may never reach seq itself).
+func (s *Service) waitApplied(ctx context.Context, tenant string, seq uint64) error {
 	if seq == 0 || s.proj.Applied() >= seq {
 		return nil
 	}
 	if ctx == inlineCtx {
 		return errWouldWait
+	}
+	if last, err := LastSeqOf(ctx, s.app.js, []string{TenantFilter(tenant)}); err == nil && last < seq {
+		seq = last
 	}
 	if err := s.proj.WaitApplied(ctx, seq); err != nil {
 		return &events.Error{Code: events.CodeUnavailable, Message: fmt.Sprintf("projection has not reached sequence %d yet", seq), Details: map[string]any{"applied_seq": s.proj.Applied(), "after_seq": seq}, Suggestion: "retry shortly"}
@@ -478,7 +498,7 @@ func (s *Service) appendAndApply(ctx context.Context, tenant string, evs ...even
 	if err != nil {
 		return 0, err
 	}
-	return seq, s.waitApplied(ctx, seq)
+	return seq, s.waitApplied(ctx, tenant, seq)
 }
 
 func (s *Service) quotaSet(ctx context.Context, in request) (any, error) {
@@ -582,7 +602,7 @@ func (s *Service) check(ctx context.Context, in request) (any, error) {
 	if err := probe.Validate(); err != nil {
 		return nil, err
 	}
-	if err := s.waitApplied(ctx, req.AfterSeq); err != nil {
+	if err := s.waitApplied(ctx, req.Tenant, req.AfterSeq); err != nil {
 		return nil, err
 	}
 	if err := s.knownProject(req.Tenant, req.Dims); err != nil {

@@ -259,7 +259,7 @@ func (s *Service) workflowList(ctx context.Context, in request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.waitApplied(ctx, req.AfterSeq); err != nil {
+	if err := s.waitApplied(ctx, req.Tenant, req.AfterSeq); err != nil {
 		return nil, err
 	}
 	reply := api.WorkflowListReply{Workflows: []api.ActiveWorkflow{}}

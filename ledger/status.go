@@ -48,7 +48,7 @@ type statusResponder struct {
 // once its projection has reached the stream's last sequence as it was at
 // start.
 func startStatus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, proj *projections.Projector, member, role string, parts func() []api.PartitionStatus) (*statusResponder, error) {
-	target, err := StreamLastSeq(ctx, js, events.StreamName)
+	target, err := LastSeqOf(ctx, js, proj.Filters())
 	if err != nil {
 		return nil, fmt.Errorf("read the stream's last sequence: %w", err)
 	}
@@ -60,9 +60,11 @@ func startStatus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, pro
 		st.Ready = st.AppliedSeq >= target
 		if last, err := StreamLastSeq(context.Background(), js, events.StreamName); err == nil {
 			st.StreamSeq = last
-			if last > st.AppliedSeq {
-				st.Lag = last - st.AppliedSeq
-			}
+		}
+		// Lag counts only what this member folds: other partitions'
+		// messages are none of its business.
+		if mine, err := LastSeqOf(context.Background(), js, proj.Filters()); err == nil && mine > st.AppliedSeq {
+			st.Lag = mine - st.AppliedSeq
 		}
 		b, _ := json.Marshal(st)
 		_ = m.Respond(b)

@@ -101,6 +101,9 @@ func NewProjector(js jetstream.JetStream, store *Store, opts ProjectorOptions) (
 	return p, nil
 }
 
+// Filters returns the stream filter subjects the projector folds.
+func (p *Projector) Filters() []string { return p.opts.Filters() }
+
 // Applied returns the last stream sequence folded into the store.
 func (p *Projector) Applied() uint64 { return p.applied.Load() }
 
