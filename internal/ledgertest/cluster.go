@@ -74,7 +74,12 @@ type clusterNode struct {
 	proxy net.Listener // the address the other nodes dial, and this node advertises
 	// Ports chosen by the OS at the first start and kept across restarts.
 	clientPort, clusterPort int
-	srv                     *server.Server // under Cluster.mu
+	// Route connections to each peer once formed: the pool (3 by default)
+	// plus one per pinned account ($SYS by default). Accounts' subjects'
+	// interest travels on the pool connection its account hashes to, so a
+	// cluster is not formed before every one is up.
+	routesPerPeer int
+	srv           *server.Server // under Cluster.mu
 }
 
 // routeLink is one route TCP connection relayed by a proxy: in from the
@@ -187,11 +192,10 @@ func (c *Cluster) Kill(i int) {
 
 // Restart starts node i again with the same name, store directory and
 // ports (Kill first if it is running) and waits until it accepts
-// connections and is healthy: the server's Healthz says ok, which means
-// JetStream is current with the meta leader and with every stream and
-// consumer it holds a replica of. A node that is still isolated stays
-// isolated; Restart of an isolated node fails at the health wait, so Heal
-// it first.
+// connections, its routes are formed and it is healthy: the server's
+// Healthz says ok, which means JetStream is current with the meta leader
+// and with every stream and consumer it holds a replica of. A node that
+// is isolated stays isolated, and cannot become healthy: Heal it first.
 func (c *Cluster) Restart(i int) {
 	c.t.Helper()
 	c.mu.Lock()
@@ -201,6 +205,7 @@ func (c *Cluster) Restart(i int) {
 		c.Kill(i)
 	}
 	c.start(i)
+	c.waitRoutes("routes of restarted node "+strconv.Itoa(i), nil)
 	c.waitHealthy(i, nodeCurrentWithin)
 }
 
@@ -311,6 +316,8 @@ func (c *Cluster) start(i int) {
 	if err != nil {
 		c.t.Fatalf("node %d: %v", i, err)
 	}
+	// NewServer filled in the defaults.
+	n.routesPerPeer = max(opts.Cluster.PoolSize, 1) + len(opts.Cluster.PinnedAccounts)
 	// Known before the server dials anyone, so its proxies know it.
 	c.mu.Lock()
 	c.ids[s.ID()] = i
@@ -415,9 +422,10 @@ func (c *Cluster) waitHealthy(i int, within time.Duration) {
 	}
 }
 
-// waitRoutes waits until, between every two running nodes, a route exists
-// (in both servers' Routez) exactly when want(from, to) says it should;
-// want nil means "whenever neither is isolated".
+// waitRoutes waits until, between every two running nodes, all route
+// connections exist (in both servers' Routez) when want(from, to) says
+// they should and none when not; want nil means "whenever neither is
+// isolated".
 func (c *Cluster) waitRoutes(what string, want func(from, to int) bool) {
 	c.t.Helper()
 	Eventually(c.t, routesWithin, what, func() bool {
@@ -433,9 +441,9 @@ func (c *Cluster) waitRoutes(what string, want func(from, to int) bool) {
 			if err != nil {
 				return false
 			}
-			has := make(map[string]bool)
+			has := make(map[string]int)
 			for _, r := range rz.Routes {
-				has[r.RemoteName] = true
+				has[r.RemoteName]++
 			}
 			for j, peer := range c.nodes {
 				if j == i || down[j] {
@@ -445,7 +453,7 @@ func (c *Cluster) waitRoutes(what string, want func(from, to int) bool) {
 				if want != nil {
 					should = want(i, j)
 				}
-				if has[peer.name] != should {
+				if should && has[peer.name] != c.nodes[i].routesPerPeer || !should && has[peer.name] != 0 {
 					return false
 				}
 			}
