@@ -55,7 +55,7 @@ func TestProjectorCommands(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		var errOut bytes.Buffer
-		done <- run(ctx, []string{"--nats-url", url, "--data", live, "--log-level", "error"}, &bytes.Buffer{}, &errOut)
+		done <- run(ctx, []string{"--nats-url", url, "--data", live, "--member", "live", "--log-level", "error"}, &bytes.Buffer{}, &errOut)
 	}()
 	c, err := client.New(ledgertest.Connect(t, url))
 	if err != nil {
@@ -64,8 +64,8 @@ func TestProjectorCommands(t *testing.T) {
 	ledgertest.Eventually(t, 30*time.Second, "the projector to fold the stream", func() bool {
 		qctx, qcancel := context.WithTimeout(context.Background(), time.Second)
 		defer qcancel()
-		r, err := c.Usage(qctx, "t00", 0)
-		return err == nil && r.AppliedSeq == last
+		st, err := c.Member(qctx, "live")
+		return err == nil && st.AppliedSeq == last && st.Ready && st.Lag == 0
 	})
 	cancel()
 	if err := <-done; err != nil {
