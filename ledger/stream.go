@@ -57,7 +57,7 @@ func StreamConfig(o StreamOptions) jetstream.StreamConfig {
 }
 
 // EnsureStream creates the ledger stream, or checks that an existing one has
-// the layout this code expects.
+// the layout this code expects and gives it the replicas asked for.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, o StreamOptions) (jetstream.Stream, error) {
 	cfg := StreamConfig(o)
 	s, err := js.Stream(ctx, cfg.Name)
@@ -77,6 +77,15 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, o StreamOptions) 
 	}
 	if !info.Config.DenyDelete || !info.Config.DenyPurge {
 		return nil, fmt.Errorf("stream %s allows delete or purge; the ledger refuses to use it", cfg.Name)
+	}
+	if info.Config.Replicas != cfg.Replicas {
+		// Asked for another replica count (R1 grown to R3 on a cluster):
+		// JetStream moves the stream live.
+		up := info.Config
+		up.Replicas = cfg.Replicas
+		if s, err = js.UpdateStream(ctx, up); err != nil {
+			return nil, fmt.Errorf("stream %s: from %d to %d replicas: %w", cfg.Name, info.Config.Replicas, cfg.Replicas, err)
+		}
 	}
 	return s, nil
 }
