@@ -113,9 +113,13 @@ func Start(ctx context.Context, cfg Config) (l *Ledger, err error) {
 	l.js = js
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := EnsureStream(sctx, js, cfg.Stream); err != nil {
+	stream, err := EnsureStream(sctx, js, cfg.Stream)
+	if err != nil {
 		return nil, err
 	}
+	// The lease bucket has the stream's replicas: leases that are lost
+	// with a node would stop a cluster the stream survives.
+	replicas := stream.CachedInfo().Config.Replicas
 	if err := checkPartitionMappings(l.nc); err != nil {
 		return nil, err
 	}
@@ -166,7 +170,7 @@ func Start(ctx context.Context, cfg Config) (l *Ledger, err error) {
 			}
 		}
 	} else {
-		l.member, err = cluster.Join(ctx, js, cluster.Options{Name: cfg.Member, Assignment: asg, Replicas: cfg.Stream.Replicas, LeaseTTL: cfg.LeaseTTL, Logger: log}, ownership{l})
+		l.member, err = cluster.Join(ctx, js, cluster.Options{Name: cfg.Member, Assignment: asg, Replicas: replicas, LeaseTTL: cfg.LeaseTTL, Logger: log}, ownership{l})
 		if err != nil {
 			return nil, err
 		}
@@ -177,7 +181,7 @@ func Start(ctx context.Context, cfg Config) (l *Ledger, err error) {
 	}
 	go l.service.SweepExpiries(runCtx, cfg.ExpirySweep)
 	log.Info("ledger started", "nats", l.ClientURL(), "embedded", l.srv != nil, "data", cfg.DataDir, "member", cfg.Member,
-		"owns", cluster.FormatPartitions(asg.Owns), "standby", cluster.FormatPartitions(asg.Standby), "replicas", max(cfg.Stream.Replicas, 1), "applied_seq", l.projector.Applied())
+		"owns", cluster.FormatPartitions(asg.Owns), "standby", cluster.FormatPartitions(asg.Standby), "replicas", replicas, "applied_seq", l.projector.Applied())
 	return l, nil
 }
 

@@ -15,7 +15,9 @@ import (
 // StreamOptions shape the ledger stream. The zero value is one replica, file
 // storage and a 10-minute duplicate window.
 type StreamOptions struct {
-	Name     string
+	Name string
+	// Replicas of the stream: 1 when it is created unless set; an existing
+	// stream is moved to it when set, and kept as it is when not.
 	Replicas int
 	// Duplicates is how long the stream remembers message IDs. It must
 	// outlast the longest producer retry; each remembered ID costs about
@@ -78,7 +80,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, o StreamOptions) 
 	if !info.Config.DenyDelete || !info.Config.DenyPurge {
 		return nil, fmt.Errorf("stream %s allows delete or purge; the ledger refuses to use it", cfg.Name)
 	}
-	if info.Config.Replicas != cfg.Replicas {
+	if o.Replicas > 0 && info.Config.Replicas != o.Replicas {
 		// Asked for another replica count (R1 grown to R3 on a cluster):
 		// JetStream moves the stream live.
 		up := info.Config

@@ -88,7 +88,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS server instead of embedding one")
 	fs.StringVar(&durability, "durability", string(ledger.SyncAlways), "embedded server fsync: always (every write) or periodic (every 2 minutes)")
 	fs.DurationVar(&cfg.Service.MaxSkew, "max-skew", 0, "how far an event's time may be from the ledger clock (default 5m)")
-	fs.IntVar(&cfg.Stream.Replicas, "replicas", 1, "replicas of the stream and the lease bucket (3 on a 3-node cluster; the embedded server has 1)")
+	fs.IntVar(&cfg.Stream.Replicas, "replicas", 0, "replicas of the stream and the lease bucket: 3 on a 3-node cluster (default 1 for a new stream; an existing one keeps its count)")
 	fs.StringVar(&cfg.Member, "member", "", "this process's name in the cluster: unique, the same across restarts (default: host name and a hash of --data)")
 	fs.StringVar(&owns, "owns", "", `partitions to own, e.g. "0-7" (default: all, unless --standby is given)`)
 	fs.StringVar(&standby, "standby", "", `partitions to stand by for, e.g. "8-15": folded, taken over when their owner's lease lapses`)
