@@ -161,7 +161,7 @@ func (e *env) rawPublish(ctx context.Context, name string, n int, d time.Duratio
 	}
 	raw := &rawStream{name: "BENCHRAW_" + e.prefix + "_" + name, subject: "benchraw." + e.prefix + "." + name}
 	if _, err := e.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: raw.name, Subjects: []string{raw.subject + ".>"}, Storage: jetstream.FileStorage,
+		Name: raw.name, Subjects: []string{raw.subject + ".>"}, Storage: jetstream.FileStorage, Replicas: max(e.cfg.Replicas, 1),
 	}); err != nil {
 		return nil, rate{}, fmt.Errorf("create raw stream: %w", err)
 	}

@@ -80,6 +80,9 @@ type Config struct {
 	// NATSURL, when set, runs the ledger and the baselines against this
 	// server instead of an embedded one.
 	NATSURL string
+	// Replicas of the ledger's stream and of the baselines' streams (with
+	// NATSURL on a cluster; default 1).
+	Replicas int
 	// Durability of the embedded server (default periodic: see
 	// docs/PERFORMANCE.md).
 	Durability ledger.Durability
@@ -151,6 +154,9 @@ func (c Config) Validate() error {
 	}
 	if c.Tenants > c.Accounts {
 		return fmt.Errorf("tenants (%d) must not exceed accounts (%d)", c.Tenants, c.Accounts)
+	}
+	if c.Replicas > 1 && c.NATSURL == "" {
+		return fmt.Errorf("replicas %d need a cluster (NATSURL): the embedded server is one node", c.Replicas)
 	}
 	return nil
 }
@@ -232,6 +238,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	e := &env{cfg: cfg, out: cfg.Out, prefix: "b" + strings.ToLower(nuid.Next()[16:]), pops: map[string]*population{}, raws: map[string]*rawStream{}}
 	e.l, err = ledger.Start(ctx, ledger.Config{
 		DataDir: dir, Listen: "127.0.0.1:0", NATSURL: cfg.NATSURL, Durability: cfg.Durability, Logger: cfg.Logger, Store: cfg.Store,
+		Stream: ledger.StreamOptions{Replicas: cfg.Replicas},
 	})
 	if err != nil {
 		return err
@@ -250,7 +257,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	where := "embedded server in " + dir
 	if cfg.NATSURL != "" {
-		where = "server " + cfg.NATSURL
+		where = fmt.Sprintf("server %s, %d replicas", cfg.NATSURL, max(cfg.Replicas, 1))
 	}
 	e.notef("ledger bench: %s, durability %s, GOMAXPROCS %d, %s, cgo %s, run prefix %s", where, cfg.Durability, runtime.GOMAXPROCS(0), runtime.Version(), cgoSetting(), e.prefix)
 	if err := e.waitCaughtUp(ctx, cfg.Timeout); err != nil {

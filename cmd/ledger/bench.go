@@ -33,6 +33,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cacheMB, "cache-mb", 0, "Pebble block cache of the ledger's projection, MiB (default: the store's)")
 	fs.IntVar(&cfg.Store.CounterCacheEntries, "counter-cache", 0, "limits whose counters the projection keeps in memory (default: the store's)")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "run against this NATS server (JetStream enabled) instead of an embedded one")
+	fs.IntVar(&cfg.Replicas, "replicas", 0, "replicas of the ledger's and the baselines' streams, with --nats-url on a cluster (default 1)")
 	fs.StringVar(&durability, "durability", string(ledger.SyncPeriodic), "embedded server fsync: periodic or always")
 	fs.StringVar(&cfg.DataDir, "data", "", "data directory (default: a temporary directory, removed afterwards)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
