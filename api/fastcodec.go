@@ -388,19 +388,7 @@ func known(b []byte) (string, bool) {
 	return "", false
 }
 
-// strKnown reads a string, without allocating for a known one (see known).
-func strKnown(r *mp.Reader) (string, bool) {
-	b, ok := r.StrBytes()
-	if !ok {
-		return "", false
-	}
-	if s, ok := known(b); ok {
-		return s, true
-	}
-	return string(b), true
-}
-
-// strIn reads a string like strKnown, else reusing the last one of slot.
+// strIn reads a string, without allocating for a known one (see known), else reusing the last one of slot.
 func strIn(r *mp.Reader, slot int) (string, bool) {
 	off := r.Off
 	b, ok := r.StrBytes()

@@ -15,8 +15,10 @@ const (
 	// MetricConcurrent counts open reservations: concurrency permits. Its
 	// window is ignored: a permit is held until the reservation settles.
 	MetricConcurrent Metric = "concurrent"
-	ActionPrefix            = "action:"
 )
+
+// ActionPrefix starts the metric of a named action ("action:new_run").
+const ActionPrefix = "action:"
 
 // ActionMetric is the metric counting a named action.
 func ActionMetric(name string) Metric { return Metric(ActionPrefix + name) }

@@ -38,7 +38,6 @@ func TestProducersCountEveryEventOnce(t *testing.T) {
 	nc := ledgertest.Connect(t, l.ClientURL())
 
 	const producers, perProducer, accounts = 4, 2500, 100
-	type key struct{ tenant, id string }
 	want := map[string][3]int64{} // tokens, input, requests per tenant
 	var plan [producers][]events.Event
 	var resend [producers][]events.Event
