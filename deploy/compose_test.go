@@ -125,6 +125,28 @@ func TestCompose(t *testing.T) {
 		checkUsed(ctx, t, cl, tenant, dims, rec.Seq, 10*each.TotalTokens())
 	}
 
+	// What the README's quickstart does with the stock NATS CLI: JSON on the
+	// tenant's subject, routed by the servers' partition mapping.
+	subject := api.TenantSubject(api.SubjectCheck, "acme")
+	body := fmt.Sprintf(`{"dims":{"user":"ana","model":"gpt-4o"},"request":{"tokens":9000},"after_seq":%d}`, lastSeq["acme"])
+	var raw api.CheckReply
+	err = retry(ctx, failoverBound, func(ctx context.Context) error {
+		m, err := nc.RequestWithContext(ctx, subject, []byte(body))
+		if err != nil {
+			return err
+		}
+		if e := m.Header.Get("Nats-Service-Error"); e != "" {
+			return fmt.Errorf("%s: %s", e, m.Data)
+		}
+		return json.Unmarshal(m.Data, &raw)
+	})
+	if err != nil {
+		t.Fatalf("nats req %s: %v", subject, err)
+	}
+	if !raw.Allowed || len(raw.Limits) != 1 || raw.Limits[0].Used != 10*each.TotalTokens() || raw.Limits[0].Requested != 9000 {
+		t.Errorf("nats req %s %s: allowed %v, limits %+v; want allowed, %d used, 9000 requested", subject, body, raw.Allowed, raw.Limits, 10*each.TotalTokens())
+	}
+
 	// Kill the NATS node that leads the stream, and a projector.
 	if !strings.HasPrefix(leader, "nats-") {
 		t.Fatalf("stream leader %q is not one of the compose services", leader)
@@ -382,7 +404,7 @@ func (c *compose) waitHealthy(within time.Duration, services ...string) {
 }
 
 // report says what each service's container is doing, with the last lines
-// of the logs of those not healthy.
+// of the logs of those not healthy or restarted.
 func (c *compose) report(ss map[string]state) string {
 	c.reported = true
 	var b strings.Builder
@@ -397,10 +419,10 @@ func (c *compose) report(ss map[string]state) string {
 	}
 	for _, s := range services {
 		st, ok := ss[s]
-		if !ok || st.health() == "healthy" {
+		if !ok || st.health() == "healthy" && st.RestartCount == 0 {
 			continue
 		}
-		out, _ := c.compose(30*time.Second, "logs", "--no-color", "--tail", "15", s)
+		out, _ := c.compose(30*time.Second, "logs", "--no-color", "--tail", "25", s)
 		fmt.Fprintf(&b, "--- logs of %s:\n%s", s, out)
 	}
 	return b.String()
