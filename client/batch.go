@@ -11,66 +11,36 @@ import (
 )
 
 // maxBatchesInFlight is how many batch requests a client has waiting for
-// their replies at once. One would serialise a busy client on one round
-// trip; a few keep the connection busy while each still gathers every call
-// that arrived during the last round trip.
+// their replies at once, all tenants together. One would serialise a busy
+// client on one round trip; a few keep the connection busy while each
+// still gathers every call that arrived during the last round trip.
 const maxBatchesInFlight = 4
 
-// batchers are a client's batchers, one per tenant: a batch goes to its
-// tenant's subject, and so to the owner of the tenant's partition.
-type batchers struct {
-	c  *Client
-	mu sync.Mutex
-	m  map[string]*batcher
-}
-
-// batchOp sends op for tenant in a batch and returns its result, or its
-// typed error.
-func (c *Client) batchOp(ctx context.Context, tenant string, op api.BatchOp) (api.BatchResult, error) {
-	if err := checkTenant(tenant); err != nil {
-		return api.BatchResult{}, err
-	}
-	bs := &c.batches
-	bs.mu.Lock()
-	b := bs.m[tenant]
-	if b == nil {
-		if bs.m == nil {
-			bs.m = map[string]*batcher{}
-		}
-		b = &batcher{c: bs.c, tenant: tenant, subject: api.TenantSubject(api.SubjectBatch, tenant)}
-		bs.m[tenant] = b
-	}
-	bs.mu.Unlock()
-	return b.do(ctx, op)
-}
-
-// forget drops b once it is idle, so that a client that has talked to
-// many tenants does not keep a batcher for each. A call that still holds b
-// works on; the tenant's next call makes a new one.
-func (bs *batchers) forget(b *batcher) {
-	bs.mu.Lock()
-	if bs.m[b.tenant] == b {
-		delete(bs.m, b.tenant)
-	}
-	bs.mu.Unlock()
-}
-
-// batcher sends a client's reserves, reconciles and releases for one tenant
-// to the service's batch endpoint. A call leaves at once while fewer than
-// maxBatchesInFlight batches wait for replies; otherwise it joins the next
-// batch, which leaves as soon as a reply comes back. An idle client so sends
-// each call alone, with no added wait, and a busy one sends one request per
-// round trip for all the calls that arrived meanwhile: the service then
-// decides each tenant's calls as one group, with one fenced append. Where
-// nobody answers on the batch subject, each call goes on its own.
+// batcher sends a client's reserves, reconciles and releases to the
+// service's batch endpoint. A batch carries one tenant's calls, since it
+// goes to the tenant's subject and so to the owner of the tenant's
+// partition, but the client's batches in flight are counted together: a
+// call leaves at once while fewer than maxBatchesInFlight batches wait for
+// replies; otherwise it queues with its tenant's calls, and when a reply
+// comes back the tenant that has waited longest sends all its queued calls
+// as the next batch. An idle client so sends each call alone, with no added
+// wait, and a busy one sends one request per round trip for each tenant's
+// calls that arrived meanwhile: the service then decides them as one group,
+// with one fenced append. Where nobody answers on the batch subject, each
+// call goes on its own.
 type batcher struct {
-	c       *Client
-	tenant  string
-	subject string
+	c *Client
 
 	mu       sync.Mutex
-	queue    []*batchCall
+	queues   map[string]*tenantCalls // tenants with queued calls
+	ready    []*tenantCalls          // queues waiting for a batch to leave, oldest first
 	inFlight int
+}
+
+// tenantCalls are one tenant's queued calls.
+type tenantCalls struct {
+	tenant, subject string
+	calls           []*batchCall
 }
 
 type batchCall struct {
@@ -81,22 +51,44 @@ type batchCall struct {
 	err  error
 }
 
-// do sends op in a batch and returns its result, or its typed error.
-func (b *batcher) do(ctx context.Context, op api.BatchOp) (api.BatchResult, error) {
+// batchOp sends op for tenant in a batch and returns its result, or its
+// typed error.
+func (c *Client) batchOp(ctx context.Context, tenant string, op api.BatchOp) (api.BatchResult, error) {
+	if err := checkTenant(tenant); err != nil {
+		return api.BatchResult{}, err
+	}
+	return c.batch.do(ctx, tenant, op)
+}
+
+// do sends op in a batch of tenant's and returns its result, or its typed
+// error.
+func (b *batcher) do(ctx context.Context, tenant string, op api.BatchOp) (api.BatchResult, error) {
 	if err := ctx.Err(); err != nil {
 		return api.BatchResult{}, stopped(err)
 	}
 	call := &batchCall{ctx: ctx, op: op, done: make(chan struct{})}
 	b.mu.Lock()
-	b.queue = append(b.queue, call)
-	var batch []*batchCall
+	q := b.queues[tenant]
+	if q == nil {
+		if b.queues == nil {
+			b.queues = map[string]*tenantCalls{}
+		}
+		q = &tenantCalls{tenant: tenant, subject: api.TenantSubject(api.SubjectBatch, tenant)}
+		b.queues[tenant] = q
+		b.ready = append(b.ready, q)
+	}
+	q.calls = append(q.calls, call)
+	var (
+		next  *tenantCalls
+		batch []*batchCall
+	)
 	if b.inFlight < maxBatchesInFlight {
 		b.inFlight++
-		batch = b.take()
+		next, batch = b.take()
 	}
 	b.mu.Unlock()
-	if batch != nil {
-		go b.send(batch)
+	if next != nil {
+		go b.send(next.subject, batch)
 	}
 	select {
 	case <-call.done:
@@ -118,46 +110,55 @@ func stopped(err error) error {
 	return fmt.Errorf("%s: %w", api.SubjectBatch, err)
 }
 
-// take removes up to api.MaxBatchOps calls from the queue, leaving out
-// those whose caller has stopped waiting. b.mu is held.
-func (b *batcher) take() []*batchCall {
-	n := min(len(b.queue), api.MaxBatchOps)
+// take removes the longest-waiting tenant's queue and returns up to
+// api.MaxBatchOps of its calls, leaving out those whose caller has stopped
+// waiting; the rest of a longer queue waits again, last. It returns nil
+// when no call is queued. b.mu is held.
+func (b *batcher) take() (*tenantCalls, []*batchCall) {
+	if len(b.ready) == 0 {
+		return nil, nil
+	}
+	q := b.ready[0]
+	b.ready[0] = nil
+	b.ready = b.ready[1:]
+	n := min(len(q.calls), api.MaxBatchOps)
 	batch := make([]*batchCall, 0, n)
-	for _, call := range b.queue[:n] {
+	for _, call := range q.calls[:n] {
 		if call.ctx.Err() == nil {
 			batch = append(batch, call)
 		}
 	}
-	rest := copy(b.queue, b.queue[n:])
-	clear(b.queue[rest:])
-	b.queue = b.queue[:rest]
-	return batch
+	q.calls = q.calls[n:]
+	if len(q.calls) > 0 {
+		b.ready = append(b.ready, q)
+	} else {
+		delete(b.queues, q.tenant)
+	}
+	return q, batch
 }
 
-// send sends batch, then the batches that queued meanwhile, until the
-// queue is empty.
-func (b *batcher) send(batch []*batchCall) {
+// send sends batch to subject, then the batches that queued meanwhile,
+// until no call is queued.
+func (b *batcher) send(subject string, batch []*batchCall) {
 	for {
 		if len(batch) > 0 {
-			b.roundTrip(batch)
+			b.roundTrip(subject, batch)
 		}
 		b.mu.Lock()
-		if len(b.queue) == 0 {
+		var next *tenantCalls
+		next, batch = b.take()
+		if next == nil {
 			b.inFlight--
-			idle := b.inFlight == 0
 			b.mu.Unlock()
-			if idle {
-				b.c.batches.forget(b)
-			}
 			return
 		}
-		batch = b.take()
+		subject = next.subject
 		b.mu.Unlock()
 	}
 }
 
 // roundTrip sends one batch request and hands each call its result.
-func (b *batcher) roundTrip(batch []*batchCall) {
+func (b *batcher) roundTrip(subject string, batch []*batchCall) {
 	req := api.BatchRequest{Ops: make([]api.BatchOp, len(batch))}
 	for i, call := range batch {
 		req.Ops[i] = call.op
@@ -165,7 +166,7 @@ func (b *batcher) roundTrip(batch []*batchCall) {
 	var reply api.BatchReply
 	// Bounded by the client's timeout: the batch serves several callers,
 	// each of which stops waiting at its own deadline.
-	noBatches, err := b.c.exchange(context.Background(), b.subject, &req, &reply)
+	noBatches, err := b.c.exchange(context.Background(), subject, &req, &reply)
 	if noBatches {
 		b.singles(batch)
 		return

@@ -3,7 +3,9 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,15 +119,10 @@ func TestBatcherGathersCallsWhileBusy(t *testing.T) {
 		go reserve(cctx, "queued-"+string(rune('a'+i)))
 	}
 	ledgertest.Eventually(t, 10*time.Second, "the calls to queue", func() bool {
-		c.batches.mu.Lock()
-		b := c.batches.m["acme"]
-		c.batches.mu.Unlock()
-		if b == nil {
-			return false
-		}
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return len(b.queue) == queued
+		c.batch.mu.Lock()
+		defer c.batch.mu.Unlock()
+		q := c.batch.queues["acme"]
+		return q != nil && len(q.calls) == queued
 	})
 	giveUp()
 	first := <-results
@@ -252,5 +249,65 @@ func TestBatcherContextErrors(t *testing.T) {
 	cancel()
 	if _, err := (&Reservation{c: c, Tenant: "acme", ID: "r1"}).Release(gone, "never ran"); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v, want context.Canceled", err)
+	}
+}
+
+// Calls for several tenants share the client's batches in flight, but a
+// batch only ever carries one tenant's calls, to that tenant's subject:
+// it is answered by the owner of that tenant's partition.
+func TestBatchesCarryOneTenant(t *testing.T) {
+	srv := ledgertest.StartServer(t, "")
+	nc := ledgertest.Connect(t, srv.URL())
+	tenants := []string{"acme", "globex", "initech"}
+	var mixed atomic.Int64
+	for _, tenant := range tenants {
+		if _, err := nc.Subscribe(api.PartitionSubject(api.SubjectBatch, events.Partition(tenant)), func(m *nats.Msg) {
+			var req api.BatchRequest
+			if err := api.Decode(m.Data, &req); err != nil {
+				t.Error(err)
+				return
+			}
+			rep := api.BatchReply{Results: make([]api.BatchResult, len(req.Ops))}
+			for i, op := range req.Ops {
+				if op.Reserve.Tenant != api.TenantOfSubject(m.Subject) {
+					mixed.Add(1)
+				}
+				rep.Results[i].Reserve = &api.ReserveReply{Reservation: op.Reserve.Reservation, Outcome: "created"}
+			}
+			b, _ := api.Encode(api.Msgpack, rep)
+			m.Respond(b)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(ledgertest.Connect(t, srv.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range 300 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("r%d", i)
+			r, err := c.Reserve(ctx, tenants[i%len(tenants)], nil, events.Amounts{Tokens: 1}, ReserveOptions{ID: id})
+			if err != nil || r.Reply.Reservation != id {
+				t.Errorf("reserve %s: %+v, %v", id, r, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := mixed.Load(); n > 0 {
+		t.Fatalf("%d operations were sent in another tenant's batch", n)
+	}
+	c.batch.mu.Lock()
+	defer c.batch.mu.Unlock()
+	if c.batch.inFlight != 0 || len(c.batch.queues) != 0 || len(c.batch.ready) != 0 {
+		t.Fatalf("idle client holds %d batches in flight, %d queues", c.batch.inFlight, len(c.batch.queues))
 	}
 }

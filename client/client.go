@@ -22,7 +22,7 @@ type Client struct {
 	timeout time.Duration
 	replies replies
 	bodies  sync.Pool // *[]byte: request bodies, reused once published
-	batches batchers
+	batch   batcher
 }
 
 // Option configures a Client.
@@ -52,7 +52,7 @@ func New(nc *nats.Conn, opts ...Option) (*Client, error) {
 		return nil, errors.New("client: nil connection")
 	}
 	c := &Client{nc: nc, enc: api.Msgpack, timeout: 5 * time.Second, replies: replies{nc: nc}}
-	c.batches.c = c
+	c.batch.c = c
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
