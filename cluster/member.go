@@ -117,16 +117,9 @@ func Join(ctx context.Context, js jetstream.JetStream, opts Options, h Handler) 
 	if err := opts.Assignment.Validate(); err != nil {
 		return nil, err
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      Bucket,
-		Description: "ledger partition owners: one lease per partition",
-		History:     1,
-		TTL:         opts.LeaseTTL,
-		Storage:     jetstream.MemoryStorage, // leases need not outlive the cluster
-		Replicas:    opts.Replicas,
-	})
+	kv, err := leaseBucket(ctx, js, opts)
 	if err != nil {
-		return nil, fmt.Errorf("lease bucket %s: %w", Bucket, err)
+		return nil, err
 	}
 	m := &Member{opts: opts, kv: kv, h: h, log: opts.Logger.With("member", opts.Name), done: make(chan struct{})}
 	for _, p := range opts.Assignment.Partitions() {
@@ -137,6 +130,36 @@ func Join(ctx context.Context, js jetstream.JetStream, opts Options, h Handler) 
 	m.cancel = cancel
 	go m.run(runCtx)
 	return m, nil
+}
+
+// leaseBucket creates or updates the lease bucket. On a cluster that has
+// just formed, the first requests can time out while the bucket's replicas
+// elect a leader, so it tries again until ctx ends (or for a minute).
+func leaseBucket(ctx context.Context, js jetstream.JetStream, opts Options) (jetstream.KeyValue, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cfg := jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "ledger partition owners: one lease per partition",
+		History:     1,
+		TTL:         opts.LeaseTTL,
+		Storage:     jetstream.MemoryStorage, // leases need not outlive the cluster
+		Replicas:    opts.Replicas,
+	}
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		kv, err := js.CreateOrUpdateKeyValue(actx, cfg)
+		cancel()
+		if err == nil {
+			return kv, nil
+		}
+		opts.Logger.Info("lease bucket not ready yet", "bucket", Bucket, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("lease bucket %s: %w", Bucket, err)
+		case <-time.After(wait):
+		}
+	}
 }
 
 // Name is the member's name.

@@ -73,7 +73,7 @@ type Ledger struct {
 }
 
 // Start starts a ledger and returns once it serves requests.
-func Start(ctx context.Context, cfg Config) (l *Ledger, err error) {
+func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("ledger: DataDir is required")
 	}
@@ -84,9 +84,9 @@ func Start(ctx context.Context, cfg Config) (l *Ledger, err error) {
 		cfg.ExpirySweep = 250 * time.Millisecond
 	}
 	log := cfg.Logger
-	l = &Ledger{cfg: cfg, done: make(chan struct{})}
+	l := &Ledger{cfg: cfg, done: make(chan struct{})}
 	defer func() {
-		if err != nil {
+		if err != nil { // l, not the nil every failed return gives back
 			l.shutdown()
 		}
 	}()
@@ -111,10 +111,11 @@ func Start(ctx context.Context, cfg Config) (l *Ledger, err error) {
 		return nil, err
 	}
 	l.js = js
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	stream, err := EnsureStream(sctx, js, cfg.Stream)
-	if err != nil {
+	var stream jetstream.Stream
+	if err := retryStartup(ctx, log, "ledger stream", func(ctx context.Context) (err error) {
+		stream, err = EnsureStream(ctx, js, cfg.Stream)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	// The lease bucket has the stream's replicas: leases that are lost
@@ -281,4 +282,39 @@ func (l *Ledger) shutdown() {
 			l.srv.WaitForShutdown()
 		}
 	})
+}
+
+// retryStartup runs f until it succeeds, each try bounded by 5 s, for up to
+// a minute: on a cluster that has just formed, JetStream requests time out
+// until the assets' replicas have elected leaders. Errors that no wait
+// mends (a stream with another layout) come back at once.
+func retryStartup(ctx context.Context, log *slog.Logger, what string, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		err := f(actx)
+		acancel()
+		if err == nil || !transient(err) {
+			return err
+		}
+		log.Info("not ready yet", "what", what, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// transient reports whether err is JetStream not answering yet: no answer,
+// "temporarily unavailable" (503), no leader yet, or too few peers for the
+// replicas asked for (the cluster is still forming).
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503 || apiErr.ErrorCode == 10009 || apiErr.ErrorCode == 10005
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
 }

@@ -53,6 +53,9 @@ func RunProjector(ctx context.Context, cfg ProjectorConfig) error {
 	if err != nil {
 		return err
 	}
+	if err := waitForStream(ctx, js, cfg.Logger); err != nil {
+		return err
+	}
 	store, err := projections.OpenStore(cfg.DataDir, cfg.Store)
 	if err != nil {
 		return err
@@ -128,4 +131,31 @@ func LastSeqOf(ctx context.Context, js jetstream.JetStream, filters []string) (u
 // TenantFilter is the filter subject of all of a tenant's events.
 func TenantFilter(tenant string) string {
 	return events.SubjectPrefix + "." + strconv.Itoa(events.Partition(tenant)) + "." + tenant + ".>"
+}
+
+// waitForStream returns once the ledger stream exists: a projector may
+// start before any ledger has created it (all containers of a cluster
+// start at once), and then waits instead of failing.
+func waitForStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger) error {
+	for logged := false; ; {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := js.Stream(sctx, events.StreamName)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case !errors.Is(err, jetstream.ErrStreamNotFound) && !transient(err):
+			return fmt.Errorf("ledger stream: %w", err)
+		case !logged:
+			log.Info("waiting for the ledger stream", "stream", events.StreamName, "err", err)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
