@@ -54,6 +54,9 @@ func RunProjector(ctx context.Context, cfg ProjectorConfig) error {
 		return err
 	}
 	if err := waitForStream(ctx, js, cfg.Logger); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting: not a failure
+		}
 		return err
 	}
 	store, err := projections.OpenStore(cfg.DataDir, cfg.Store)
