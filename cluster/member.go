@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -83,21 +84,37 @@ type lease struct {
 	renewed     time.Time // when the last successful write was sent
 	absentSince time.Time // when a standby first saw the lease free
 	owner       string
+	askBack     string // a standby holding the preferred partition, to ask
 }
 
 // leaseValue is what a lease key holds.
 type leaseValue struct {
 	Member string    `json:"member"`
 	Since  time.Time `json:"since"`
+	// Standby is set when the holder only stands by for the partition:
+	// its preferred owner may ask for it back.
+	Standby bool `json:"standby,omitempty"`
 }
+
+// HandbackSubject is where a member takes requests to give back a
+// partition it holds only as a standby ("ledger.cluster.handback.<member>",
+// the body the partition's number): its preferred owner, back and caught
+// up, asks for it, so that after a failover and a restart the partitions
+// return to the members they are assigned to.
+const HandbackSubject = "ledger.cluster.handback"
 
 // Member holds and renews the leases of the partitions it owns and watches
 // the others it folds.
 type Member struct {
 	opts Options
 	kv   jetstream.KeyValue
+	nc   *nats.Conn
 	h    Handler
 	log  *slog.Logger
+	sub  *nats.Subscription
+	// op is held by each tick and each hand-back: the leases' state is
+	// theirs.
+	op sync.Mutex
 
 	mu     sync.Mutex
 	leases []*lease
@@ -121,9 +138,12 @@ func Join(ctx context.Context, js jetstream.JetStream, opts Options, h Handler) 
 	if err != nil {
 		return nil, err
 	}
-	m := &Member{opts: opts, kv: kv, h: h, log: opts.Logger.With("member", opts.Name), done: make(chan struct{})}
+	m := &Member{opts: opts, kv: kv, nc: js.Conn(), h: h, log: opts.Logger.With("member", opts.Name), done: make(chan struct{})}
 	for _, p := range opts.Assignment.Partitions() {
 		m.leases = append(m.leases, &lease{partition: p})
+	}
+	if m.sub, err = m.nc.Subscribe(HandbackSubject+"."+opts.Name, m.handBack); err != nil {
+		return nil, err
 	}
 	m.tick(ctx)
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -192,8 +212,11 @@ func (m *Member) Owns(p int) bool {
 // so standbys take over at once instead of after the TTL (a rolling
 // restart).
 func (m *Member) Leave(ctx context.Context) {
+	_ = m.sub.Unsubscribe()
 	m.cancel()
 	<-m.done
+	m.op.Lock()
+	defer m.op.Unlock()
 	for _, l := range m.leases {
 		if !l.owned {
 			continue
@@ -223,11 +246,16 @@ func (m *Member) run(ctx context.Context) {
 // Once catching up has failed for one partition, it claims no more in this
 // tick: the partitions share one projection, and the renewals must not
 // wait behind a string of timeouts.
+//
+// Partitions a standby holds that this member prefers are asked back after
+// the tick, without m.op held: two members may be asking each other at once.
 func (m *Member) tick(ctx context.Context) {
+	m.op.Lock()
 	behind := false
+	var asks []*lease
 	for _, l := range m.leases {
 		if ctx.Err() != nil {
-			return
+			break
 		}
 		switch {
 		case l.owned:
@@ -235,13 +263,26 @@ func (m *Member) tick(ctx context.Context) {
 		case !behind:
 			behind = !m.claim(ctx, l)
 		}
+		if l.askBack != "" {
+			asks = append(asks, l)
+		}
+	}
+	m.op.Unlock()
+	for _, l := range asks {
+		given := m.askBackFrom(l.askBack, l.partition)
+		m.op.Lock()
+		l.askBack = ""
+		if given && ctx.Err() == nil {
+			m.claim(ctx, l) // free now, and ours to take at once
+		}
+		m.op.Unlock()
 	}
 }
 
 func key(p int) string { return "p." + strconv.Itoa(p) }
 
-func (m *Member) value() []byte {
-	b, _ := json.Marshal(leaseValue{Member: m.opts.Name, Since: time.Now().UTC()})
+func (m *Member) value(p int) []byte {
+	b, _ := json.Marshal(leaseValue{Member: m.opts.Name, Since: time.Now().UTC(), Standby: !m.opts.Assignment.Prefers(p)})
 	return b
 }
 
@@ -253,7 +294,7 @@ func (m *Member) renew(ctx context.Context, l *lease) {
 	octx, cancel := context.WithTimeout(ctx, m.opTimeout())
 	defer cancel()
 	sent := time.Now()
-	rev, err := m.kv.Update(octx, key(l.partition), m.value(), l.rev)
+	rev, err := m.kv.Update(octx, key(l.partition), m.value(l.partition), l.rev)
 	switch {
 	case err == nil:
 		m.mu.Lock()
@@ -301,10 +342,15 @@ func (m *Member) claim(ctx context.Context, l *lease) bool {
 			held.Member = "?"
 		}
 		m.setOwner(l, held.Member)
-		if held.Member != m.opts.Name {
+		switch {
+		case held.Member == m.opts.Name:
+			// Our own lease, from before a restart: take it back at once.
+		case held.Standby && m.opts.Assignment.Prefers(l.partition):
+			// A standby holds our partition (it took over while we were
+			// gone): ask for it back once caught up.
+		default:
 			return true
 		}
-		// Our own lease, from before a restart: take it back at once.
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = m.h.CatchUp(cctx, l.partition)
@@ -313,14 +359,18 @@ func (m *Member) claim(ctx context.Context, l *lease) bool {
 		m.log.Info("not claiming: projection not caught up", "partition", l.partition, "err", err)
 		return false
 	}
+	if held.Member != "" && held.Member != m.opts.Name {
+		l.askBack = held.Member // once the tick has let go of m.op
+		return true
+	}
 	octx, cancel = context.WithTimeout(ctx, m.opTimeout())
 	defer cancel()
 	sent := time.Now()
 	var rev uint64
 	if held.Member == m.opts.Name {
-		rev, err = m.kv.Update(octx, key(l.partition), m.value(), e.Revision())
+		rev, err = m.kv.Update(octx, key(l.partition), m.value(l.partition), e.Revision())
 	} else {
-		rev, err = m.kv.Create(octx, key(l.partition), m.value())
+		rev, err = m.kv.Create(octx, key(l.partition), m.value(l.partition))
 	}
 	if err != nil {
 		m.log.Debug("claim lease", "partition", l.partition, "err", err)
@@ -337,6 +387,40 @@ func (m *Member) claim(ctx context.Context, l *lease) bool {
 	}
 	m.log.Info("owner of partition", "partition", l.partition, "epoch", rev)
 	return true
+}
+
+// askBackFrom asks holder to give partition p back; it reports whether
+// the holder did.
+func (m *Member) askBackFrom(holder string, p int) bool {
+	msg, err := m.nc.Request(HandbackSubject+"."+holder, []byte(strconv.Itoa(p)), m.opTimeout())
+	if err != nil || string(msg.Data) != "ok" {
+		m.log.Debug("ask for partition back", "partition", p, "holder", holder, "err", err)
+		return false
+	}
+	m.log.Info("partition given back by its standby", "partition", p, "holder", holder)
+	return true
+}
+
+// handBack gives up a partition the member holds only as a standby, when
+// its preferred owner asks.
+func (m *Member) handBack(msg *nats.Msg) {
+	m.op.Lock()
+	defer m.op.Unlock()
+	p, err := strconv.Atoi(string(msg.Data))
+	for _, l := range m.leases {
+		if err != nil || l.partition != p || !l.owned || m.opts.Assignment.Prefers(p) {
+			continue
+		}
+		m.disown(l, slog.LevelInfo, "given back to its preferred owner")
+		ctx, cancel := context.WithTimeout(context.Background(), m.opTimeout())
+		err = m.kv.Delete(ctx, key(p), jetstream.LastRevision(l.rev))
+		cancel()
+		if err == nil {
+			_ = msg.Respond([]byte("ok"))
+			return
+		}
+	}
+	_ = msg.Respond([]byte("no"))
 }
 
 func (m *Member) setOwner(l *lease, owner string) {

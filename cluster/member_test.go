@@ -211,3 +211,25 @@ func TestOneOwnerPerPartition(t *testing.T) {
 		<-every.C
 	}
 }
+
+// A standby that took a partition over gives it back to the partition's
+// preferred owner once that owner is back and caught up, so a failover
+// followed by a restart ends with the assignment as configured.
+func TestPreferredOwnerGetsItsPartitionBack(t *testing.T) {
+	srv := ledgertest.StartServer(t, "")
+	hb := newRecorder()
+	b, _ := join(t, srv.URL(), "b", cluster.Assignment{Owns: []int{7}, Standby: []int{6}}, hb)
+	defer leave(b)
+	ledgertest.Eventually(t, 10*time.Second, "the standby to take the free partition", func() bool { return b.Owns(6) })
+	ha := newRecorder()
+	a, _ := join(t, srv.URL(), "a", cluster.Assignment{Owns: []int{6}, Standby: []int{7}}, ha)
+	defer leave(a)
+	ledgertest.Eventually(t, 10*time.Second, "the preferred owner to get partition 6 back", func() bool { return a.Owns(6) && !b.Owns(6) })
+	if _, ok := hb.epoch(6); ok {
+		t.Fatal("the standby still serves the partition it gave back")
+	}
+	// The other way round nothing moves: b prefers 7 and holds it.
+	if !b.Owns(7) || a.Owns(7) {
+		t.Fatalf("partition 7 moved: b owns %t, a owns %t", b.Owns(7), a.Owns(7))
+	}
+}
