@@ -109,6 +109,20 @@ func (e *env) echoResponder() (stop func(), err error) {
 		nc.Close()
 		return nil, err
 	}
+	// On a cluster the responder's interest reaches the other servers a
+	// moment later: wait until the bench's own connection gets an answer.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := e.nc.Request("benchecho."+e.prefix, nil, time.Second)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			nc.Close()
+			return nil, fmt.Errorf("echo responder unreachable: %w", err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
+	}
 	return func() { sub.Unsubscribe(); nc.Close() }, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -261,6 +262,11 @@ func (e *env) verifyNoOvercommit(ctx context.Context, tenant string, limit int64
 	created := 0
 	for {
 		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if errors.Is(err, nats.ErrNoResponders) && ctx.Err() == nil {
+			// On a cluster, the ordered consumer's first pulls can come
+			// before its replica is placed.
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("read decisions of %s: %w", tenant, err)
 		}
