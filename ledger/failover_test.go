@@ -156,3 +156,68 @@ func TestOwnerKilledStandbyTakesOver(t *testing.T) {
 		}
 	}
 }
+
+// The owner is paused (SIGSTOP: a stop-the-world pause, a swapped-out
+// machine) while 64 callers reserve against a hard limit; its lease lapses
+// and the standby takes over. When the old owner resumes (SIGCONT), it
+// still holds requests it took before the pause and decides them on the
+// state it had: the fence on the tenant's decision subject refuses those
+// late appends, it catches up and decides again, and it stops answering
+// as soon as its renewal is refused. Exactly the limit is granted.
+func TestPausedOwnerIsFenced(t *testing.T) {
+	ctx := testCtx(t, 3*time.Minute)
+	srv := ledgertest.StartServer(t, "")
+	url := srv.URL()
+	const tenant, n = "hot", 3000
+	p := events.Partition(tenant)
+	a := startMember(t, url, t.TempDir(), "member-a", "all", "")
+	b := startMember(t, url, t.TempDir(), "member-b", "", "all")
+	nc := ledgertest.Connect(t, url)
+	c, _ := client.New(nc, client.WithTimeout(2*time.Second))
+	waitState(t, ctx, c, "member-a", p, "owner")
+	waitState(t, ctx, c, "member-b", p, "standby")
+	ledgertest.Eventually(t, 30*time.Second, "the quota to be set", func() bool {
+		_, err := c.SetQuota(ctx, tenant, events.Quota{ID: "cap", Limits: []events.Limit{dayLimit(events.MetricTokens, n)}})
+		return err == nil
+	})
+	conns := []*nats.Conn{ledgertest.Connect(t, url), ledgertest.Connect(t, url), ledgertest.Connect(t, url), ledgertest.Connect(t, url)}
+	var granted atomic.Int64
+	reserved := make(chan error, 1)
+	dims := events.Dimensions{"user": "u"}
+	go func() { reserved <- reserveAll(ctx, conns, tenant, dims, 64, &granted) }()
+	ledgertest.Eventually(t, time.Minute, "a tenth of the limit to be granted", func() bool { return granted.Load() >= n/10 })
+	if err := a.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	paused := time.Now()
+	ledgertest.Eventually(t, time.Minute, "member-b to take over from the paused owner", func() bool {
+		st, _ := partitionState(ctx, c, "member-b", p)
+		return st == "owner"
+	})
+	t.Logf("member-b owns partition %d %s into member-a's pause", p, time.Since(paused).Round(time.Millisecond))
+	// Let member-b decide for a while, so member-a's state is stale.
+	before := granted.Load()
+	ledgertest.Eventually(t, time.Minute, "member-b to grant more", func() bool { return granted.Load() >= before+n/10 })
+	if err := a.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-reserved; err != nil {
+		t.Fatal(err)
+	}
+	if g := granted.Load(); g != n {
+		t.Fatalf("granted %d against a hard limit of %d with a paused owner resuming", g, n)
+	}
+	r, err := c.Check(ctx, api.CheckRequest{Tenant: tenant, Dims: dims})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Limits) != 1 || r.Limits[0].Reserved != n {
+		t.Fatalf("check after the pause: %+v, want %d reserved", r, n)
+	}
+	for name, cmd := range map[string]*exec.Cmd{"member-a": a, "member-b": b} {
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("%s did not stop cleanly: %v", name, err)
+		}
+	}
+}
