@@ -32,9 +32,7 @@ type ServiceOptions struct {
 	WaitTimeout time.Duration
 	// MaxInFlight bounds requests handled at once (default 1024).
 	MaxInFlight int
-	// ReadOnly serves queries only (a standalone projector).
-	ReadOnly bool
-	Logger   *slog.Logger
+	Logger      *slog.Logger
 }
 
 func (o ServiceOptions) withDefaults() ServiceOptions {
