@@ -75,6 +75,96 @@ func lastDecision(t *testing.T, ctx context.Context, js jetstream.JetStream, ten
 	return m.Sequence
 }
 
+// hotFailover is the setup of the failover tests: member-a owns every
+// partition, member-b stands by for all, a hard limit of hotLimit tokens on
+// tenant "hot", and 64 callers reserving one token at a time until denied,
+// already past a tenth of the limit.
+type hotFailover struct {
+	url      string
+	dirA     string
+	a, b     *exec.Cmd
+	c        *client.Client
+	js       jetstream.JetStream
+	p        int
+	dims     events.Dimensions
+	granted  atomic.Int64
+	reserved chan error // the reservers' end
+}
+
+const hotTenant, hotLimit = "hot", 3000
+
+func startHotFailover(t *testing.T, ctx context.Context) *hotFailover {
+	t.Helper()
+	srv := ledgertest.StartServer(t, "")
+	f := &hotFailover{url: srv.URL(), dirA: t.TempDir(), p: events.Partition(hotTenant), dims: events.Dimensions{"user": "u"}, reserved: make(chan error, 1)}
+	f.a = startMember(t, f.url, f.dirA, "member-a", "all", "")
+	f.b = startMember(t, f.url, t.TempDir(), "member-b", "", "all")
+	nc := ledgertest.Connect(t, f.url)
+	f.js = ledgertest.JetStream(t, nc)
+	f.c, _ = client.New(nc, client.WithTimeout(2*time.Second))
+	waitState(t, ctx, f.c, "member-a", f.p, "owner")
+	waitState(t, ctx, f.c, "member-b", f.p, "standby")
+	ledgertest.Eventually(t, 30*time.Second, "the quota to be set", func() bool {
+		_, err := f.c.SetQuota(ctx, hotTenant, events.Quota{ID: "cap", Limits: []events.Limit{dayLimit(events.MetricTokens, hotLimit)}})
+		return err == nil
+	})
+	conns := []*nats.Conn{ledgertest.Connect(t, f.url), ledgertest.Connect(t, f.url), ledgertest.Connect(t, f.url), ledgertest.Connect(t, f.url)}
+	go func() { f.reserved <- reserveAll(ctx, conns, hotTenant, f.dims, 64, &f.granted) }()
+	ledgertest.Eventually(t, time.Minute, "a tenth of the limit to be granted", func() bool { return f.granted.Load() >= hotLimit/10 })
+	return f
+}
+
+// waitOwner waits until member owns the hot partition and says how long
+// that took since since.
+func (f *hotFailover) waitOwner(t *testing.T, ctx context.Context, member string, since time.Time) time.Duration {
+	t.Helper()
+	ledgertest.Eventually(t, time.Minute, member+" to own the hot partition", func() bool {
+		st, _ := partitionState(ctx, f.c, member, f.p)
+		return st == "owner"
+	})
+	return time.Since(since).Round(time.Millisecond)
+}
+
+// exactlyTheLimit waits for the reservers and checks that they were
+// granted exactly the limit, as the owner's check says too.
+func (f *hotFailover) exactlyTheLimit(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := <-f.reserved; err != nil {
+		t.Fatal(err)
+	}
+	if g := f.granted.Load(); g != hotLimit {
+		t.Fatalf("granted %d against a hard limit of %d", g, hotLimit)
+	}
+	f.limitHeld(t, ctx)
+}
+
+// limitHeld checks that the owner answers from state as fresh as the last
+// decision, with the whole limit held.
+func (f *hotFailover) limitHeld(t *testing.T, ctx context.Context) {
+	t.Helper()
+	r, err := f.c.Check(ctx, api.CheckRequest{Tenant: hotTenant, Dims: f.dims, Request: events.Amounts{Tokens: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := lastDecision(t, ctx, f.js, hotTenant); r.AppliedSeq < last {
+		t.Fatalf("the owner answers from sequence %d, older than the last decision %d", r.AppliedSeq, last)
+	}
+	if r.Allowed || len(r.Limits) != 1 || r.Limits[0].Reserved != hotLimit {
+		t.Fatalf("check %+v, want denied with %d reserved", r, hotLimit)
+	}
+}
+
+// stop ends both members with SIGTERM.
+func (f *hotFailover) stop(t *testing.T) {
+	t.Helper()
+	for name, cmd := range map[string]*exec.Cmd{"member-a": f.a, "member-b": f.b} {
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("%s did not stop cleanly: %v", name, err)
+		}
+	}
+}
+
 // The owner of a hot partition, a real process, is killed with SIGKILL
 // while 64 callers reserve against a hard limit: its standby takes over,
 // answers from state at least as fresh as the dead owner's last decision,
@@ -83,78 +173,22 @@ func lastDecision(t *testing.T, ctx context.Context, js jetstream.JetStream, ten
 // it was down.
 func TestOwnerKilledStandbyTakesOver(t *testing.T) {
 	ctx := testCtx(t, 3*time.Minute)
-	srv := ledgertest.StartServer(t, "")
-	url := srv.URL()
-	const tenant, n = "hot", 3000
-	p := events.Partition(tenant)
-	dirA := t.TempDir()
-	a := startMember(t, url, dirA, "member-a", "all", "")
-	b := startMember(t, url, t.TempDir(), "member-b", "", "all")
-	nc := ledgertest.Connect(t, url)
-	js := ledgertest.JetStream(t, nc)
-	c, _ := client.New(nc, client.WithTimeout(2*time.Second))
-	waitState(t, ctx, c, "member-a", p, "owner")
-	waitState(t, ctx, c, "member-b", p, "standby")
-	ledgertest.Eventually(t, 30*time.Second, "the quota to be set", func() bool {
-		_, err := c.SetQuota(ctx, tenant, events.Quota{ID: "cap", Limits: []events.Limit{dayLimit(events.MetricTokens, n)}})
-		return err == nil
-	})
-
-	conns := []*nats.Conn{ledgertest.Connect(t, url), ledgertest.Connect(t, url), ledgertest.Connect(t, url), ledgertest.Connect(t, url)}
-	var granted atomic.Int64
-	reserved := make(chan error, 1)
-	dims := events.Dimensions{"user": "u"}
-	go func() { reserved <- reserveAll(ctx, conns, tenant, dims, 64, &granted) }()
-	ledgertest.Eventually(t, time.Minute, "a tenth of the limit to be granted", func() bool { return granted.Load() >= n/10 })
-	kill(t, a)
-	killed := time.Now()
-	ledgertest.Eventually(t, time.Minute, "member-b to take over", func() bool {
-		st, _ := partitionState(ctx, c, "member-b", p)
-		return st == "owner"
-	})
-	t.Logf("member-b owns partition %d %s after the owner's SIGKILL (lease TTL 2s), %d of %d granted by then", p, time.Since(killed).Round(time.Millisecond), granted.Load(), n)
-	if err := <-reserved; err != nil {
-		t.Fatal(err)
-	}
-	if g := granted.Load(); g != n {
-		t.Fatalf("granted %d against a hard limit of %d across the failover", g, n)
-	}
-	checkHeld := func(who string) {
-		t.Helper()
-		last := lastDecision(t, ctx, js, tenant)
-		r, err := c.Check(ctx, api.CheckRequest{Tenant: tenant, Dims: dims, Request: events.Amounts{Tokens: 1}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.AppliedSeq < last {
-			t.Fatalf("%s answers from sequence %d, older than the last decision %d", who, r.AppliedSeq, last)
-		}
-		if r.Allowed || len(r.Limits) != 1 || r.Limits[0].Reserved != n {
-			t.Fatalf("%s: check %+v, want denied with %d reserved", who, r, n)
-		}
-	}
-	checkHeld("member-b")
+	f := startHotFailover(t, ctx)
+	kill(t, f.a)
+	t.Logf("member-b owns partition %d %s after the owner's SIGKILL (lease TTL 2s), %d of %d granted by then",
+		f.p, f.waitOwner(t, ctx, "member-b", time.Now()), f.granted.Load(), hotLimit)
+	f.exactlyTheLimit(t, ctx)
 
 	// The old owner comes back on its data: once it has caught up, the
 	// standby gives its partitions back.
-	a = startMember(t, url, dirA, "member-a", "all", "")
-	revived := time.Now()
-	ledgertest.Eventually(t, time.Minute, "member-a to get the partition back", func() bool {
-		st, _ := partitionState(ctx, c, "member-a", p)
-		return st == "owner"
-	})
-	t.Logf("member-a owns partition %d again %s after it was started again", p, time.Since(revived).Round(time.Millisecond))
-	waitState(t, ctx, c, "member-b", p, "standby")
-	checkHeld("member-a, revived")
-	if _, err := c.Reserve(ctx, tenant, dims, events.Amounts{Tokens: 1}, client.ReserveOptions{}); !errors.Is(err, events.ErrQuotaExceeded) {
-		t.Fatalf("reserve past the limit after two failovers: %v, want quota_exceeded", err)
+	f.a = startMember(t, f.url, f.dirA, "member-a", "all", "")
+	t.Logf("member-a owns partition %d again %s after it was started again", f.p, f.waitOwner(t, ctx, "member-a", time.Now()))
+	waitState(t, ctx, f.c, "member-b", f.p, "standby")
+	f.limitHeld(t, ctx) // revived, caught up on what was decided while it was down
+	if _, err := f.c.Reserve(ctx, hotTenant, f.dims, events.Amounts{Tokens: 1}, client.ReserveOptions{}); !errors.Is(err, events.ErrQuotaExceeded) {
+		t.Fatalf("reserve past the limit after two changes of owner: %v, want quota_exceeded", err)
 	}
-	for name, cmd := range map[string]*exec.Cmd{"member-a": a, "member-b": b} {
-		cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("%s did not stop cleanly: %v", name, err)
-		}
-	}
+	f.stop(t)
 }
 
 // The owner is paused (SIGSTOP: a stop-the-world pause, a swapped-out
@@ -166,58 +200,17 @@ func TestOwnerKilledStandbyTakesOver(t *testing.T) {
 // as soon as its renewal is refused. Exactly the limit is granted.
 func TestPausedOwnerIsFenced(t *testing.T) {
 	ctx := testCtx(t, 3*time.Minute)
-	srv := ledgertest.StartServer(t, "")
-	url := srv.URL()
-	const tenant, n = "hot", 3000
-	p := events.Partition(tenant)
-	a := startMember(t, url, t.TempDir(), "member-a", "all", "")
-	b := startMember(t, url, t.TempDir(), "member-b", "", "all")
-	nc := ledgertest.Connect(t, url)
-	c, _ := client.New(nc, client.WithTimeout(2*time.Second))
-	waitState(t, ctx, c, "member-a", p, "owner")
-	waitState(t, ctx, c, "member-b", p, "standby")
-	ledgertest.Eventually(t, 30*time.Second, "the quota to be set", func() bool {
-		_, err := c.SetQuota(ctx, tenant, events.Quota{ID: "cap", Limits: []events.Limit{dayLimit(events.MetricTokens, n)}})
-		return err == nil
-	})
-	conns := []*nats.Conn{ledgertest.Connect(t, url), ledgertest.Connect(t, url), ledgertest.Connect(t, url), ledgertest.Connect(t, url)}
-	var granted atomic.Int64
-	reserved := make(chan error, 1)
-	dims := events.Dimensions{"user": "u"}
-	go func() { reserved <- reserveAll(ctx, conns, tenant, dims, 64, &granted) }()
-	ledgertest.Eventually(t, time.Minute, "a tenth of the limit to be granted", func() bool { return granted.Load() >= n/10 })
-	if err := a.Process.Signal(syscall.SIGSTOP); err != nil {
+	f := startHotFailover(t, ctx)
+	if err := f.a.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	paused := time.Now()
-	ledgertest.Eventually(t, time.Minute, "member-b to take over from the paused owner", func() bool {
-		st, _ := partitionState(ctx, c, "member-b", p)
-		return st == "owner"
-	})
-	t.Logf("member-b owns partition %d %s into member-a's pause", p, time.Since(paused).Round(time.Millisecond))
+	t.Logf("member-b owns partition %d %s into member-a's pause", f.p, f.waitOwner(t, ctx, "member-b", time.Now()))
 	// Let member-b decide for a while, so member-a's state is stale.
-	before := granted.Load()
-	ledgertest.Eventually(t, time.Minute, "member-b to grant more", func() bool { return granted.Load() >= before+n/10 })
-	if err := a.Process.Signal(syscall.SIGCONT); err != nil {
+	before := f.granted.Load()
+	ledgertest.Eventually(t, time.Minute, "member-b to grant more", func() bool { return f.granted.Load() >= before+hotLimit/10 })
+	if err := f.a.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-reserved; err != nil {
-		t.Fatal(err)
-	}
-	if g := granted.Load(); g != n {
-		t.Fatalf("granted %d against a hard limit of %d with a paused owner resuming", g, n)
-	}
-	r, err := c.Check(ctx, api.CheckRequest{Tenant: tenant, Dims: dims})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(r.Limits) != 1 || r.Limits[0].Reserved != n {
-		t.Fatalf("check after the pause: %+v, want %d reserved", r, n)
-	}
-	for name, cmd := range map[string]*exec.Cmd{"member-a": a, "member-b": b} {
-		cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("%s did not stop cleanly: %v", name, err)
-		}
-	}
+	f.exactlyTheLimit(t, ctx)
+	f.stop(t)
 }
