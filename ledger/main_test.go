@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"testing"
 
@@ -24,6 +25,8 @@ const (
 	envMember  = "LEDGER_TEST_MEMBER"
 	envOwns    = "LEDGER_TEST_OWNS"
 	envStandby = "LEDGER_TEST_STANDBY"
+	// envReplicas, when set, is the ledger's Stream.Replicas (a cluster's R3).
+	envReplicas = "LEDGER_TEST_REPLICAS"
 )
 
 func TestMain(m *testing.M) {
@@ -45,6 +48,9 @@ func TestMain(m *testing.M) {
 		var err error
 		if cfg.Assignment.Owns, err = cluster.ParsePartitions(os.Getenv(envOwns)); err == nil {
 			cfg.Assignment.Standby, err = cluster.ParsePartitions(os.Getenv(envStandby))
+		}
+		if r := os.Getenv(envReplicas); r != "" && err == nil {
+			cfg.Stream.Replicas, err = strconv.Atoi(r)
 		}
 		var l *ledger.Ledger
 		if err == nil {
