@@ -102,7 +102,11 @@ func NewProducer(nc *nats.Conn, opts ProducerOptions) (*Producer, error) {
 		return nil, errors.New("producer: nil connection")
 	}
 	opts = opts.withDefaults()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(opts.MaxInFlight*2))
+	// An acknowledgement that never comes (the stream's leader died with
+	// the batch) must time out, so that the batch is sent again (same
+	// message id: never counted twice) instead of holding every later
+	// Flush forever.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(opts.MaxInFlight*2), jetstream.WithPublishAsyncTimeout(5*time.Second))
 	if err != nil {
 		return nil, err
 	}

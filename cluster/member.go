@@ -50,7 +50,8 @@ func (o Options) withDefaults() Options {
 }
 
 // Handler is what the member's owner does with the partitions it wins and
-// loses. Own and Disown are called from one goroutine, never at once.
+// loses. Own is called from one goroutine; Disown may be called for
+// several partitions at once (renewals run together).
 type Handler interface {
 	// CatchUp returns once the member may answer for partition p: its
 	// projection has folded the stream as it is now. The member claims p
@@ -251,16 +252,26 @@ func (m *Member) run(ctx context.Context) {
 // the tick, without m.op held: two members may be asking each other at once.
 func (m *Member) tick(ctx context.Context) {
 	m.op.Lock()
+	// Renewals go out together: one by one, a bucket that does not answer
+	// would hold the last partition's renewal for every timeout before it.
+	var renewals sync.WaitGroup
+	for _, l := range m.leases {
+		if l.owned {
+			renewals.Add(1)
+			go func() {
+				defer renewals.Done()
+				m.renew(ctx, l)
+			}()
+		}
+	}
+	renewals.Wait()
 	behind := false
 	var asks []*lease
 	for _, l := range m.leases {
 		if ctx.Err() != nil {
 			break
 		}
-		switch {
-		case l.owned:
-			m.renew(ctx, l)
-		case !behind:
+		if !l.owned && !behind {
 			behind = !m.claim(ctx, l)
 		}
 		if l.askBack != "" {
@@ -300,7 +311,8 @@ func (m *Member) renew(ctx context.Context, l *lease) {
 		m.mu.Lock()
 		l.rev, l.renewed = rev, sent
 		m.mu.Unlock()
-	case errors.Is(err, jetstream.ErrKeyExists):
+	case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		// (ErrKeyRevisionMismatch: how a replicated bucket says it.)
 		// Another write reached the key: the lease lapsed and was claimed,
 		// or lapsed and is gone.
 		m.disown(l, slog.LevelWarn, "lease taken or lapsed")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -152,7 +153,12 @@ func (p *Projector) Run(ctx context.Context) error {
 		case ch <- m:
 		case <-ctx.Done():
 		}
-	}, jetstream.PullMaxMessagesWithBytesLimit(p.opts.MaxBatch, max(2*p.opts.MaxBatchBytes, 2<<20)))
+	}, jetstream.PullMaxMessagesWithBytesLimit(p.opts.MaxBatch, max(2*p.opts.MaxBatchBytes, 2<<20)),
+		// Short pulls with frequent heartbeats: when the NATS node serving
+		// the consumer dies, two missed heartbeats (2 s, not the default's
+		// tens of seconds) make the ordered consumer start again elsewhere
+		// from the last folded sequence.
+		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", p.opts.Stream, err)
 	}
