@@ -399,7 +399,7 @@ func (c *compose) waitHealthy(within time.Duration, services ...string) {
 		if time.Now().After(deadline) {
 			c.t.Fatalf("%v not all healthy within %s:\n%s", services, within, c.report(ss))
 		}
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // polling interval of a condition with a deadline
 	}
 }
 
