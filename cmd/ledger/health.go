@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/cluster"
 )
 
 const healthUsage = `usage: ledger health --http URL [--timeout 2s]
@@ -148,31 +149,11 @@ func partitionSummary(ps []api.PartitionStatus) string {
 	}
 	var parts []string
 	for _, state := range order {
-		parts = append(parts, state+" "+ranges(by[state]))
+		ns := by[state]
+		slices.Sort(ns)
+		parts = append(parts, state+" "+cluster.FormatPartitions(ns))
 	}
 	return strings.Join(parts, ", ")
-}
-
-// ranges writes partition numbers as "0-3,5".
-func ranges(ns []int) string {
-	sort.Ints(ns)
-	var b strings.Builder
-	for i := 0; i < len(ns); {
-		j := i
-		for j+1 < len(ns) && ns[j+1] == ns[j]+1 {
-			j++
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		if j > i {
-			fmt.Fprintf(&b, "%d-%d", ns[i], ns[j])
-		} else {
-			fmt.Fprintf(&b, "%d", ns[i])
-		}
-		i = j + 1
-	}
-	return b.String()
 }
 
 // oneLine squeezes a reply body into one line.

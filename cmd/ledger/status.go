@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ledgerworks/ledger/client"
+	"github.com/ledgerworks/ledger/cluster"
 )
 
 // statusCmd prints every member of the cluster that answers within --wait:
@@ -50,20 +52,30 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER\tROLE\tREADY\tAPPLIED\tLAG\tOWNS (epoch)\tSTANDBY\tFOLLOWS")
 	for _, m := range members {
-		var owns, standby, follows []string
+		var owns []string
+		var standby, follows []int
 		for _, p := range m.Partitions {
 			switch p.State {
 			case "owner":
 				owns = append(owns, fmt.Sprintf("%d(%d)", p.Partition, p.Epoch))
 			case "standby":
-				standby = append(standby, fmt.Sprint(p.Partition))
+				standby = append(standby, p.Partition)
 			default:
-				follows = append(follows, fmt.Sprint(p.Partition))
+				follows = append(follows, p.Partition)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%t\t%d\t%d\t%s\t%s\t%s\n", m.Member, m.Role, m.Ready, m.AppliedSeq, m.Lag, list(owns), list(standby), list(follows))
+		fmt.Fprintf(tw, "%s\t%s\t%t\t%d\t%d\t%s\t%s\t%s\n", m.Member, m.Role, m.Ready, m.AppliedSeq, m.Lag, list(owns), ranges(standby), ranges(follows))
 	}
 	return tw.Flush()
+}
+
+// ranges is a partition list as "0-7,9", or "-" for none.
+func ranges(ps []int) string {
+	if len(ps) == 0 {
+		return "-"
+	}
+	slices.Sort(ps)
+	return cluster.FormatPartitions(ps)
 }
 
 func list(xs []string) string {
