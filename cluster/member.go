@@ -183,9 +183,6 @@ func leaseBucket(ctx context.Context, js jetstream.JetStream, opts Options) (jet
 	}
 }
 
-// Name is the member's name.
-func (m *Member) Name() string { return m.opts.Name }
-
 // Partitions returns the state of every partition the member folds.
 func (m *Member) Partitions() []PartitionState {
 	m.mu.Lock()

@@ -60,7 +60,7 @@ type Ledger struct {
 	cfg       Config
 	srv       *server.Server
 	nc        *nats.Conn
-	js        jetstream.JetStream
+	stream    jetstream.Stream
 	store     *projections.Store
 	projector *projections.Projector
 	service   *Service
@@ -110,7 +110,6 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 	if err != nil {
 		return nil, err
 	}
-	l.js = js
 	var stream jetstream.Stream
 	if err := retryStartup(ctx, log, "ledger stream", func(ctx context.Context) (err error) {
 		stream, err = EnsureStream(ctx, js, cfg.Stream)
@@ -120,6 +119,7 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 	}
 	// The lease bucket has the stream's replicas: leases that are lost
 	// with a node would stop a cluster the stream survives.
+	l.stream = stream
 	replicas := stream.CachedInfo().Config.Replicas
 	if err := checkPartitionMappings(l.nc); err != nil {
 		return nil, err
@@ -176,7 +176,7 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 			return nil, err
 		}
 	}
-	l.status, err = startStatus(ctx, l.nc, js, l.projector, cfg.Member, "ledger", l.partitionStates)
+	l.status, err = startStatus(ctx, l.nc, l.stream, l.projector, cfg.Member, "ledger", l.partitionStates)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 type ownership struct{ l *Ledger }
 
 func (o ownership) CatchUp(ctx context.Context, p int) error {
-	last, err := LastSeqOf(ctx, o.l.js, []string{events.PartitionFilter(p)})
+	last, err := LastSeqOf(ctx, o.l.stream, []string{events.PartitionFilter(p)})
 	if err != nil {
 		return err
 	}

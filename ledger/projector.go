@@ -53,7 +53,8 @@ func RunProjector(ctx context.Context, cfg ProjectorConfig) error {
 	if err != nil {
 		return err
 	}
-	if err := waitForStream(ctx, js, cfg.Logger); err != nil {
+	stream, err := waitForStream(ctx, js, cfg.Logger)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while waiting: not a failure
 		}
@@ -78,7 +79,7 @@ func RunProjector(ctx context.Context, cfg ProjectorConfig) error {
 	for i, part := range parts {
 		followed[i] = api.PartitionStatus{Partition: part, State: "follower"}
 	}
-	status, err := startStatus(ctx, nc, js, p, cfg.Member, "projector", func() []api.PartitionStatus { return followed })
+	status, err := startStatus(ctx, nc, stream, p, cfg.Member, "projector", func() []api.PartitionStatus { return followed })
 	if err != nil {
 		return err
 	}
@@ -105,21 +106,17 @@ func StreamLastSeq(ctx context.Context, js jetstream.JetStream, stream string) (
 	return info.State.LastSeq, nil
 }
 
-// LastSeqOf returns the last stream sequence among the messages on the
+// LastSeqOf returns the last sequence of stream among the messages on the
 // filter subjects (0 when there are none): what a projection of those
 // filters must have folded to be current. A projection of some partitions
 // never folds the others' messages, so the stream's own last sequence can
 // be out of its reach.
-func LastSeqOf(ctx context.Context, js jetstream.JetStream, filters []string) (uint64, error) {
+func LastSeqOf(ctx context.Context, stream jetstream.Stream, filters []string) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, events.StreamName)
-	if err != nil {
-		return 0, err
-	}
 	var last uint64
 	for _, f := range filters {
-		m, err := s.GetLastMsgForSubject(ctx, f)
+		m, err := stream.GetLastMsgForSubject(ctx, f)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}
@@ -139,25 +136,25 @@ func TenantFilter(tenant string) string {
 // waitForStream returns once the ledger stream exists: a projector may
 // start before any ledger has created it (all containers of a cluster
 // start at once), and then waits instead of failing.
-func waitForStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger) error {
+func waitForStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (jetstream.Stream, error) {
 	for logged := false; ; {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := js.Stream(sctx, events.StreamName)
+		stream, err := js.Stream(sctx, events.StreamName)
 		cancel()
 		switch {
 		case err == nil:
-			return nil
+			return stream, nil
 		case ctx.Err() != nil:
-			return ctx.Err()
+			return nil, ctx.Err()
 		case !errors.Is(err, jetstream.ErrStreamNotFound) && !transient(err):
-			return fmt.Errorf("ledger stream: %w", err)
+			return nil, fmt.Errorf("ledger stream: %w", err)
 		case !logged:
 			log.Info("waiting for the ledger stream", "stream", events.StreamName, "err", err)
 			logged = true
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
 		}
 	}

@@ -426,7 +426,7 @@ func (s *Service) waitApplied(ctx context.Context, tenant string, seq uint64) er
 	if ctx == inlineCtx {
 		return errWouldWait
 	}
-	if last, err := LastSeqOf(ctx, s.app.js, []string{TenantFilter(tenant)}); err == nil && last < seq {
+	if last, err := LastSeqOf(ctx, s.dec.stream, []string{TenantFilter(tenant)}); err == nil && last < seq {
 		seq = last
 	}
 	if err := s.proj.WaitApplied(ctx, seq); err != nil {

@@ -47,8 +47,8 @@ type statusResponder struct {
 // proj, with the partition states that parts returns. The member is ready
 // once its projection has reached the stream's last sequence as it was at
 // start.
-func startStatus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, proj *projections.Projector, member, role string, parts func() []api.PartitionStatus) (*statusResponder, error) {
-	target, err := LastSeqOf(ctx, js, proj.Filters())
+func startStatus(ctx context.Context, nc *nats.Conn, stream jetstream.Stream, proj *projections.Projector, member, role string, parts func() []api.PartitionStatus) (*statusResponder, error) {
+	target, err := LastSeqOf(ctx, stream, proj.Filters())
 	if err != nil {
 		return nil, fmt.Errorf("read the stream's last sequence: %w", err)
 	}
@@ -58,12 +58,14 @@ func startStatus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, pro
 			st.Partitions = []api.PartitionStatus{}
 		}
 		st.Ready = st.AppliedSeq >= target
-		if last, err := StreamLastSeq(context.Background(), js, events.StreamName); err == nil {
-			st.StreamSeq = last
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if info, err := stream.Info(ctx); err == nil {
+			st.StreamSeq = info.State.LastSeq
 		}
 		// Lag counts only what this member folds: other partitions'
 		// messages are none of its business.
-		if mine, err := LastSeqOf(context.Background(), js, proj.Filters()); err == nil && mine > st.AppliedSeq {
+		if mine, err := LastSeqOf(ctx, stream, proj.Filters()); err == nil && mine > st.AppliedSeq {
 			st.Lag = mine - st.AppliedSeq
 		}
 		b, _ := json.Marshal(st)
