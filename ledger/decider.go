@@ -86,20 +86,29 @@ func (d *decider) Submit(ctx context.Context, tenant string, cmd Command) (Decis
 // enqueue queues cmd for tenant's worker; await its decision. Commands
 // enqueued one after the other for a tenant are decided in that order.
 func (d *decider) enqueue(tenant string, cmd Command) *pendingCommand {
-	p := &pendingCommand{cmd: cmd, done: make(chan decided, 1)}
+	return d.enqueueAll(tenant, []Command{cmd})[0]
+}
+
+// enqueueAll queues cmds for tenant's worker at once, so that the worker
+// takes them in one group (up to maxGroup) with one fenced append.
+func (d *decider) enqueueAll(tenant string, cmds []Command) []*pendingCommand {
+	ps := make([]*pendingCommand, len(cmds))
+	for i, cmd := range cmds {
+		ps[i] = &pendingCommand{cmd: cmd, done: make(chan decided, 1)}
+	}
 	d.mu.Lock()
 	q := d.tenants[tenant]
 	if q == nil {
 		q = &tenantQueue{}
 		d.tenants[tenant] = q
 	}
-	q.queue = append(q.queue, p)
+	q.queue = append(q.queue, ps...)
 	if !q.running {
 		q.running = true
 		go d.work(tenant, q)
 	}
 	d.mu.Unlock()
-	return p
+	return ps
 }
 
 // await returns the decision of an enqueued command once it is durable in the

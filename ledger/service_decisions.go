@@ -113,13 +113,21 @@ func (s *Service) batch(ctx context.Context, in request) (any, error) {
 	}
 	results := make([]api.BatchResult, len(req.Ops))
 	pending := make([]*pendingCommand, len(req.Ops))
+	var (
+		cmds []Command
+		at   []int // the operation of each command
+	)
 	for i, op := range req.Ops {
 		cmd, err := batchCommand(op, in.tenant)
 		if err != nil {
 			results[i].Error = events.AsError(err)
 			continue
 		}
-		pending[i] = s.dec.enqueue(in.tenant, cmd)
+		cmds, at = append(cmds, cmd), append(at, i)
+	}
+	// All at once, so the worker decides them as one group.
+	for k, p := range s.dec.enqueueAll(in.tenant, cmds) {
+		pending[at[k]] = p
 	}
 	for i, p := range pending {
 		if p == nil {

@@ -133,7 +133,30 @@ func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
 // starting right after the stored applied sequence, never from a consumer's
 // acknowledgement floor: a commit can be lost with the process, and then the
 // same messages are simply folded again.
+//
+// If the consumer stalls (nothing arrives while the stream holds messages
+// of the projection's partitions past the applied sequence, as can happen
+// when a NATS node dies and the consumer's own reset does not recover), Run
+// starts a new consumer from the applied sequence.
 func (p *Projector) Run(ctx context.Context) error {
+	for {
+		stalled, err := p.follow(ctx)
+		if err != nil || !stalled {
+			return err
+		}
+		p.log.Warn("projector consumer stalled; starting a new one", "applied_seq", p.applied.Load())
+	}
+}
+
+// stallCheck is how often a consumer that delivers nothing is checked
+// against the stream.
+const stallCheck = 5 * time.Second
+
+// follow folds what one ordered consumer delivers until ctx is done, an
+// error, or the consumer stalls (stalled true).
+func (p *Projector) follow(ctx context.Context) (stalled bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	cons, err := p.js.OrderedConsumer(ctx, p.opts.Stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: p.opts.Filters(),
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
@@ -141,9 +164,9 @@ func (p *Projector) Run(ctx context.Context) error {
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil // stopped before it began: not a failure
+			return false, nil // stopped before it began: not a failure
 		}
-		return fmt.Errorf("create consumer on %s: %w", p.opts.Stream, err)
+		return false, fmt.Errorf("create consumer on %s: %w", p.opts.Stream, err)
 	}
 	// A short channel and a byte limit on the pulls bound what waits in
 	// memory by configuration, whatever the size of the messages.
@@ -160,17 +183,27 @@ func (p *Projector) Run(ctx context.Context) error {
 		// from the last folded sequence.
 		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", p.opts.Stream, err)
+		return false, fmt.Errorf("consume %s: %w", p.opts.Stream, err)
 	}
 	defer cc.Stop()
+	check := time.NewTicker(stallCheck)
+	defer check.Stop()
+	delivered := false // since the last check
 	batch := make([]jetstream.Msg, 0, p.opts.MaxBatch)
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return false, nil
+		case <-check.C:
+			if !delivered && p.behind(ctx) {
+				return true, nil
+			}
+			delivered = false
+			continue
 		case m := <-ch:
 			batch = append(batch[:0], m)
 		}
+		delivered = true
 		size := len(batch[0].Data())
 	drain:
 		for len(batch) < p.opts.MaxBatch && size < p.opts.MaxBatchBytes {
@@ -183,9 +216,29 @@ func (p *Projector) Run(ctx context.Context) error {
 			}
 		}
 		if err := p.apply(batch); err != nil {
-			return err
+			return false, err
 		}
 	}
+}
+
+// behind reports whether the stream holds a message of the projection's
+// partitions past its applied sequence. A failed look says no: a stream
+// that cannot be read now is no reason to start over.
+func (p *Projector) behind(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, stallCheck)
+	defer cancel()
+	s, err := p.js.Stream(ctx, p.opts.Stream)
+	if err != nil {
+		return false
+	}
+	applied := p.applied.Load()
+	for _, f := range p.opts.Filters() {
+		m, err := s.GetLastMsgForSubject(ctx, f)
+		if err == nil && m.Sequence > applied {
+			return true
+		}
+	}
+	return false
 }
 
 // Message is a stream message as the fold sees it.
