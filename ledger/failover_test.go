@@ -126,8 +126,9 @@ func (f *hotFailover) waitOwner(t *testing.T, ctx context.Context, member string
 }
 
 // exactlyTheLimit waits for the reservers and checks that they were
-// granted exactly the limit, as the owner's check says too.
-func (f *hotFailover) exactlyTheLimit(t *testing.T, ctx context.Context) {
+// granted exactly the limit, as the owner's check says too, from state at
+// least as fresh as stream sequence atLeast.
+func (f *hotFailover) exactlyTheLimit(t *testing.T, ctx context.Context, atLeast uint64) {
 	t.Helper()
 	if err := <-f.reserved; err != nil {
 		t.Fatal(err)
@@ -135,19 +136,19 @@ func (f *hotFailover) exactlyTheLimit(t *testing.T, ctx context.Context) {
 	if g := f.granted.Load(); g != hotLimit {
 		t.Fatalf("granted %d against a hard limit of %d", g, hotLimit)
 	}
-	f.limitHeld(t, ctx)
+	f.limitHeld(t, ctx, atLeast)
 }
 
-// limitHeld checks that the owner answers from state as fresh as the last
-// decision, with the whole limit held.
-func (f *hotFailover) limitHeld(t *testing.T, ctx context.Context) {
+// limitHeld checks that the owner answers from state at least as fresh as
+// stream sequence atLeast, with the whole limit held.
+func (f *hotFailover) limitHeld(t *testing.T, ctx context.Context, atLeast uint64) {
 	t.Helper()
 	r, err := f.c.Check(ctx, api.CheckRequest{Tenant: hotTenant, Dims: f.dims, Request: events.Amounts{Tokens: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := lastDecision(t, ctx, f.js, hotTenant); r.AppliedSeq < last {
-		t.Fatalf("the owner answers from sequence %d, older than the last decision %d", r.AppliedSeq, last)
+	if r.AppliedSeq < atLeast {
+		t.Fatalf("the owner answers from sequence %d, older than the old owner's last decision %d", r.AppliedSeq, atLeast)
 	}
 	if r.Allowed || len(r.Limits) != 1 || r.Limits[0].Reserved != hotLimit {
 		t.Fatalf("check %+v, want denied with %d reserved", r, hotLimit)
@@ -175,16 +176,19 @@ func TestOwnerKilledStandbyTakesOver(t *testing.T) {
 	ctx := testCtx(t, 3*time.Minute)
 	f := startHotFailover(t, ctx)
 	kill(t, f.a)
+	deadLast := lastDecision(t, ctx, f.js, hotTenant) // nobody decides until the standby owns
 	t.Logf("member-b owns partition %d %s after the owner's SIGKILL (lease TTL 2s), %d of %d granted by then",
 		f.p, f.waitOwner(t, ctx, "member-b", time.Now()), f.granted.Load(), hotLimit)
-	f.exactlyTheLimit(t, ctx)
+	f.exactlyTheLimit(t, ctx, deadLast)
 
 	// The old owner comes back on its data: once it has caught up, the
 	// standby gives its partitions back.
 	f.a = startMember(t, f.url, f.dirA, "member-a", "all", "")
 	t.Logf("member-a owns partition %d again %s after it was started again", f.p, f.waitOwner(t, ctx, "member-a", time.Now()))
 	waitState(t, ctx, f.c, "member-b", f.p, "standby")
-	f.limitHeld(t, ctx) // revived, caught up on what was decided while it was down
+	// Revived, caught up on what was decided while it was down (member-b
+	// decides no more once it has given the partition back).
+	f.limitHeld(t, ctx, lastDecision(t, ctx, f.js, hotTenant))
 	if _, err := f.c.Reserve(ctx, hotTenant, f.dims, events.Amounts{Tokens: 1}, client.ReserveOptions{}); !errors.Is(err, events.ErrQuotaExceeded) {
 		t.Fatalf("reserve past the limit after two changes of owner: %v, want quota_exceeded", err)
 	}
@@ -204,6 +208,7 @@ func TestPausedOwnerIsFenced(t *testing.T) {
 	if err := f.a.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	paused := lastDecision(t, ctx, f.js, hotTenant) // a paused owner appends nothing
 	t.Logf("member-b owns partition %d %s into member-a's pause", f.p, f.waitOwner(t, ctx, "member-b", time.Now()))
 	// Let member-b decide for a while, so member-a's state is stale.
 	before := f.granted.Load()
@@ -211,6 +216,6 @@ func TestPausedOwnerIsFenced(t *testing.T) {
 	if err := f.a.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	f.exactlyTheLimit(t, ctx)
+	f.exactlyTheLimit(t, ctx, paused)
 	f.stop(t)
 }
