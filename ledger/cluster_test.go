@@ -777,7 +777,7 @@ func TestNetworkPartitionMinorityStopsDeciding(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"member-a", "member-b"} {
-		ledgertest.Eventually(t, 30*time.Second, name+" to fold the stream to its end", func() bool {
+		ledgertest.Eventually(t, time.Minute, name+" to fold the stream to its end", func() bool {
 			st, err := cMaj.Member(ctx, name)
 			return err == nil && st.Ready && st.AppliedSeq == last
 		})

@@ -138,15 +138,39 @@ func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
 // of the projection's partitions past the applied sequence, as can happen
 // when a NATS node dies and the consumer's own reset does not recover), Run
 // starts a new consumer from the applied sequence.
+//
+// A consumer that cannot be made or that fails (the cluster is electing a
+// leader, or healing) is made again after a second, for as long as ctx
+// lasts; only a failure to fold ends Run.
 func (p *Projector) Run(ctx context.Context) error {
 	for {
 		stalled, err := p.follow(ctx)
-		if err != nil || !stalled {
+		var cerr consumerError
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.As(err, &cerr):
+			p.log.Warn("projector consumer failed; making a new one", "applied_seq", p.applied.Load(), "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+		case err != nil:
 			return err
+		case stalled:
+			p.log.Warn("projector consumer stalled; starting a new one", "applied_seq", p.applied.Load())
+		default:
+			return nil
 		}
-		p.log.Warn("projector consumer stalled; starting a new one", "applied_seq", p.applied.Load())
 	}
 }
+
+// consumerError is a failure of the stream consumer, not of the fold: Run
+// makes a new consumer.
+type consumerError struct{ error }
+
+func (e consumerError) Unwrap() error { return e.error }
 
 // stallCheck is how often a consumer that delivers nothing is checked
 // against the stream.
@@ -166,7 +190,7 @@ func (p *Projector) follow(ctx context.Context) (stalled bool, err error) {
 		if ctx.Err() != nil {
 			return false, nil // stopped before it began: not a failure
 		}
-		return false, fmt.Errorf("create consumer on %s: %w", p.opts.Stream, err)
+		return false, consumerError{fmt.Errorf("create consumer on %s: %w", p.opts.Stream, err)}
 	}
 	// A short channel and a byte limit on the pulls bound what waits in
 	// memory by configuration, whatever the size of the messages.
@@ -183,7 +207,7 @@ func (p *Projector) follow(ctx context.Context) (stalled bool, err error) {
 		// from the last folded sequence.
 		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
-		return false, fmt.Errorf("consume %s: %w", p.opts.Stream, err)
+		return false, consumerError{fmt.Errorf("consume %s: %w", p.opts.Stream, err)}
 	}
 	defer cc.Stop()
 	check := time.NewTicker(stallCheck)
