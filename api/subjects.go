@@ -29,6 +29,18 @@ func PartitionSubject(op string, p int) string {
 	return PartitionPrefix + "." + strconv.Itoa(p) + strings.TrimPrefix(op, SubjectPrefix) + ".*"
 }
 
+// MappedSubject is the subject the server maps TenantSubject(op, tenant)
+// to: what NATS checks a sender's publish permission against, since it
+// applies subject mappings first. A tenant of "*" gives the wildcard of
+// every tenant.
+func MappedSubject(op, tenant string) string {
+	p := "*"
+	if tenant != "*" {
+		p = strconv.Itoa(events.Partition(tenant))
+	}
+	return PartitionPrefix + "." + p + strings.TrimPrefix(op, SubjectPrefix) + "." + tenant
+}
+
 // TenantOfSubject returns the tenant a request's subject names: its last
 // token.
 func TenantOfSubject(subject string) string {

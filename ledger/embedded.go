@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/auth"
 )
 
 // Durability says when the embedded server fsyncs the stream.
@@ -36,11 +38,67 @@ type ServerOptions struct {
 	StoreDir   string
 	Durability Durability
 	Logger     *slog.Logger
+	// Users, when not nil, turns authentication on: only these users may
+	// connect, each with its role's permissions (package auth). Nil
+	// leaves the server open, which StartServer allows on a loopback
+	// address only.
+	Users []auth.User
+	// TLS, when it names a certificate, makes clients connect over TLS.
+	TLS ServerTLS
 }
+
+// ServerTLS is the embedded server's certificate and, to ask clients for
+// certificates of their own, the CA that signs them.
+type ServerTLS struct {
+	CertFile, KeyFile string
+	// CAFile, when set, makes the server require a client certificate
+	// signed by it, on top of the client's credentials.
+	CAFile string
+}
+
+// ErrOpenListen refuses an unauthenticated server on a non-loopback
+// address: anyone who reached it could append usage and change quotas.
+var ErrOpenListen = errors.New("an open (no --auth) server listens on 127.0.0.1 only")
 
 // StartServer starts an embedded NATS server with JetStream and waits until
 // it accepts connections.
 func StartServer(o ServerOptions) (*server.Server, error) {
+	opts, err := serverOptions(o)
+	if err != nil {
+		return nil, err
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS server: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("embedded NATS server on %s did not start within 10s", o.Listen)
+	}
+	if err := AddPartitionMappings(s); err != nil {
+		s.Shutdown()
+		return nil, err
+	}
+	return s, nil
+}
+
+// ReloadUsers gives a server started with o a new list of users. A user
+// no longer listed is disconnected at once, and the others get their
+// (possibly changed) permissions on their open connections.
+func ReloadUsers(s *server.Server, o ServerOptions, users []auth.User) error {
+	if users == nil {
+		return errors.New("an authenticating server cannot be opened by a reload")
+	}
+	o.Users = users
+	opts, err := serverOptions(o)
+	if err != nil {
+		return err
+	}
+	return s.ReloadOptions(opts)
+}
+
+func serverOptions(o ServerOptions) (*server.Options, error) {
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:4222"
 	}
@@ -57,6 +115,9 @@ func StartServer(o ServerOptions) (*server.Server, error) {
 	}
 	if o.StoreDir == "" {
 		return nil, fmt.Errorf("embedded server needs a store directory")
+	}
+	if o.Users == nil && !isLoopback(host) {
+		return nil, fmt.Errorf("%w: %s needs --auth (docs/SECURITY.md)", ErrOpenListen, o.Listen)
 	}
 	opts := &server.Options{
 		ServerName: "ledger",
@@ -75,20 +136,43 @@ func StartServer(o ServerOptions) (*server.Server, error) {
 	default:
 		return nil, fmt.Errorf("durability %q: use %q or %q", o.Durability, SyncAlways, SyncPeriodic)
 	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("embedded NATS server: %w", err)
+	if o.Users != nil {
+		opts.Nkeys = make([]*server.NkeyUser, 0, len(o.Users))
+		for _, u := range o.Users {
+			opts.Nkeys = append(opts.Nkeys, nkeyUser(u))
+		}
 	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		return nil, fmt.Errorf("embedded NATS server on %s did not start within 10s", o.Listen)
+	if o.TLS.CertFile != "" || o.TLS.KeyFile != "" || o.TLS.CAFile != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
+			CertFile: o.TLS.CertFile, KeyFile: o.TLS.KeyFile, CaFile: o.TLS.CAFile, Verify: o.TLS.CAFile != "",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+		opts.TLSConfig, opts.TLSVerify, opts.TLSTimeout = tc, o.TLS.CAFile != "", 2
 	}
-	if err := AddPartitionMappings(s); err != nil {
-		s.Shutdown()
-		return nil, err
+	return opts, nil
+}
+
+// nkeyUser is u as the server knows it: its key and its role's permissions.
+func nkeyUser(u auth.User) *server.NkeyUser {
+	p := auth.PermissionsOf(u)
+	perms := &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: p.Publish.Allow, Deny: p.Publish.Deny},
+		Subscribe: &server.SubjectPermission{Allow: p.Subscribe.Allow, Deny: p.Subscribe.Deny},
 	}
-	return s, nil
+	if p.Responses {
+		perms.Response = &server.ResponsePermission{MaxMsgs: server.DEFAULT_ALLOW_RESPONSE_MAX_MSGS, Expires: server.DEFAULT_ALLOW_RESPONSE_EXPIRATION}
+	}
+	return &server.NkeyUser{Nkey: u.NKey, Permissions: perms}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // AddPartitionMappings adds api.PartitionMappings to a server's global

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/auth"
 	"github.com/ledgerworks/ledger/cluster"
 	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/projections"
@@ -47,6 +48,16 @@ type Config struct {
 	// LeaseTTL is how long an owner's lease on a partition outlives its
 	// last renewal (default 2 s): see cluster.Options.
 	LeaseTTL time.Duration
+	// AuthFile turns authentication on for the embedded server: only the
+	// users of this credentials file (package auth) may connect, each
+	// with its role's permissions. The ledger reloads it when it changes.
+	AuthFile string
+	// Credentials are how this process signs in: to the external server
+	// of NATSURL, or to the embedded one (default there: a key made at
+	// start, never written anywhere, with the ledger role).
+	Credentials auth.Credentials
+	// TLS is the embedded server's certificate.
+	TLS ServerTLS
 	// Unleased serves every assigned partition without holding its lease,
 	// as an owner that was deposed and has not noticed yet would. Only for
 	// tests of the fence, which must keep decisions exact even then.
@@ -57,19 +68,22 @@ type Config struct {
 // Ledger is a running ledger: optionally an embedded NATS server, the stream,
 // a projector and the request/reply service, in one process.
 type Ledger struct {
-	cfg       Config
-	srv       *server.Server
-	nc        *nats.Conn
-	stream    jetstream.Stream
-	store     *projections.Store
-	projector *projections.Projector
-	service   *Service
-	member    *cluster.Member
-	status    *statusResponder
-	cancel    context.CancelFunc
-	done      chan struct{}
-	runErr    error
-	closeOnce sync.Once
+	cfg        Config
+	srv        *server.Server
+	serverOpts ServerOptions
+	auth       *embeddedAuth
+	authMu     sync.Mutex
+	nc         *nats.Conn
+	stream     jetstream.Stream
+	store      *projections.Store
+	projector  *projections.Projector
+	service    *Service
+	member     *cluster.Member
+	status     *statusResponder
+	cancel     context.CancelFunc
+	done       chan struct{}
+	runErr     error
+	closeOnce  sync.Once
 }
 
 // Start starts a ledger and returns once it serves requests.
@@ -94,14 +108,31 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	if cfg.NATSURL == "" {
-		l.srv, err = StartServer(ServerOptions{Listen: cfg.Listen, StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Durability: cfg.Durability, Logger: log})
+		l.serverOpts = ServerOptions{Listen: cfg.Listen, StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Durability: cfg.Durability, Logger: log, TLS: cfg.TLS}
+		if cfg.AuthFile != "" {
+			if l.auth, err = loadEmbeddedAuth(cfg.AuthFile, cfg.Credentials); err != nil {
+				return nil, err
+			}
+			l.serverOpts.Users = l.auth.users
+		} else {
+			log.Warn("authentication is off: any process that reaches the listen address may record usage and change quotas; use --auth (docs/SECURITY.md)", "listen", cfg.Listen)
+		}
+		l.srv, err = StartServer(l.serverOpts)
 		if err != nil {
 			return nil, err
 		}
+		var opts []nats.Option
+		if opts, err = connectOptions(cfg, l.auth); err != nil {
+			return nil, err
+		}
 		// The ledger's own connection skips TCP.
-		l.nc, err = nats.Connect(l.srv.ClientURL(), nats.InProcessServer(l.srv), nats.Name("ledger"))
+		l.nc, err = nats.Connect(l.srv.ClientURL(), append(opts, nats.InProcessServer(l.srv), nats.Name("ledger"))...)
 	} else {
-		l.nc, err = nats.Connect(cfg.NATSURL, nats.Name("ledger"), nats.MaxReconnects(-1))
+		var opts []nats.Option
+		if opts, err = connectOptions(cfg, nil); err != nil {
+			return nil, err
+		}
+		l.nc, err = nats.Connect(cfg.NATSURL, append(opts, nats.Name("ledger"), nats.MaxReconnects(-1))...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS: %w", err)
@@ -181,6 +212,9 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 		return nil, err
 	}
 	go l.service.SweepExpiries(runCtx, cfg.ExpirySweep)
+	if l.auth != nil {
+		go l.watchAuth(runCtx, time.Second)
+	}
 	log.Info("ledger started", "nats", l.ClientURL(), "embedded", l.srv != nil, "data", cfg.DataDir, "member", cfg.Member,
 		"owns", cluster.FormatPartitions(asg.Owns), "standby", cluster.FormatPartitions(asg.Standby), "replicas", replicas, "applied_seq", l.projector.Applied())
 	return l, nil

@@ -36,6 +36,7 @@ commands:
   status   who owns, stands by for and follows each partition, and how far each member is
   bench    measure the ledger against raw NATS baselines (docs/PERFORMANCE.md)
   health   container health check: a NATS server's /healthz or a member's readiness
+  creds    add, revoke and list the users of a credentials file (serve --auth)
 
 replay (read the stream only; docs/REPLAY.md):
   report   billing totals of a period, grouped, as CSV or JSON
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return whatIfCmd(ctx, args[1:], stdout, stderr)
 	case "health":
 		return healthCmd(ctx, args[1:], stdout, stderr)
+	case "creds":
+		return credsCmd(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -94,10 +97,23 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&standby, "standby", "", `partitions to stand by for, e.g. "8-15": folded, taken over when their owner's lease lapses`)
 	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 0, "how long an owner's lease outlives its last renewal; failover takes about 1-1.5x this (default 2s)")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.AuthFile, "auth", "", "credentials file (ledger creds add): the embedded server lets in only its users, with their roles' permissions, and reloads it when it changes or on SIGHUP")
+	cfg.Credentials.RegisterFlags(fs, false)
+	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "embedded server: its TLS certificate; with --nats-url: this process's client certificate")
+	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "the key of --tls-cert")
+	fs.StringVar(&cfg.TLS.CAFile, "tls-ca", "", "embedded server: require client certificates signed by this CA; with --nats-url: the CA of the servers' certificates")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	var err error
+	if cfg.NATSURL != "" {
+		if cfg.AuthFile != "" {
+			return errors.New("--auth is the embedded server's: an external cluster's servers carry the users (ledger creds config)")
+		}
+		// Against an external cluster the TLS flags are the client's.
+		cfg.Credentials.CAFile, cfg.Credentials.CertFile, cfg.Credentials.KeyFile = cfg.TLS.CAFile, cfg.TLS.CertFile, cfg.TLS.KeyFile
+		cfg.TLS = ledger.ServerTLS{}
+	}
 	if cfg.Assignment.Owns, err = cluster.ParsePartitions(owns); err != nil {
 		return fmt.Errorf("--owns: %w", err)
 	}
@@ -117,10 +133,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-		cfg.Logger.Info("shutting down")
-	case <-l.Done():
+	hup := make(chan os.Signal, 1)
+	if cfg.AuthFile != "" {
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
 	}
-	return l.Close()
+	for {
+		select {
+		case <-hup:
+			if err := l.ReloadAuth(); err != nil {
+				cfg.Logger.Error("credentials file not reloaded: the server keeps its users", "err", err)
+			}
+			continue
+		case <-ctx.Done():
+			cfg.Logger.Info("shutting down")
+		case <-l.Done():
+		}
+		return l.Close()
+	}
 }

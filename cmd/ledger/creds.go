@@ -1,0 +1,146 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ledgerworks/ledger/auth"
+)
+
+const credsUsage = `usage: ledger creds <command> --auth FILE [flags]
+
+commands:
+  add      add a user to FILE and write its nkey seed file (--out)
+  revoke   remove a user from FILE: a running "ledger serve --auth FILE"
+           disconnects it within a second
+  ls       list FILE's users: name, role, tenant, inbox prefix, key
+  config   print the nats-server authorization block of FILE's users, for
+           an external cluster (include it, then nats-server --signal reload)
+
+Roles: producer and service (of one --tenant), admin (of one --tenant, or of
+all), auditor, ledger, projector. docs/SECURITY.md has what each may do.`
+
+func credsCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, credsUsage)
+		return flag.ErrHelp
+	}
+	fs := flag.NewFlagSet("creds "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("auth", "", "credentials file (created by the first add)")
+	switch args[0] {
+	case "add":
+		name := fs.String("name", "", "the user's name: 1-64 of [A-Za-z0-9_-]")
+		role := fs.String("role", "", "producer, service, admin, auditor, ledger or projector")
+		tenant := fs.String("tenant", "", "the tenant a producer or service acts for, or an admin is confined to")
+		out := fs.String("out", "", "where to write the user's nkey seed (not overwritten; mode 0600)")
+		if err := parseCreds(fs, args[1:]); err != nil {
+			return err
+		}
+		return credsAdd(*path, auth.User{Name: *name, Role: auth.Role(*role), Tenant: *tenant}, *out, stdout)
+	case "revoke":
+		name := fs.String("name", "", "the user to remove")
+		if err := parseCreds(fs, args[1:]); err != nil {
+			return err
+		}
+		f, err := auth.Load(*path)
+		if err != nil {
+			return err
+		}
+		if err := f.Revoke(*name); err != nil {
+			return err
+		}
+		if err := f.Save(*path); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked %s: a ledger serving %s disconnects it within a second; regenerate an external cluster's config (ledger creds config) and reload it\n", *name, *path)
+		return nil
+	case "ls":
+		if err := parseCreds(fs, args[1:]); err != nil {
+			return err
+		}
+		f, err := auth.Load(*path)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tROLE\tTENANT\tADDED\tINBOX PREFIX")
+		for _, u := range f.Users {
+			tenant := u.Tenant
+			if tenant == "" {
+				tenant = "*"
+			}
+			added := "-"
+			if !u.Added.IsZero() {
+				added = u.Added.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, u.Role, tenant, added, auth.InboxPrefix(u.NKey))
+		}
+		return tw.Flush()
+	case "config":
+		if err := parseCreds(fs, args[1:]); err != nil {
+			return err
+		}
+		f, err := auth.Load(*path)
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(stdout, auth.ServerConfig(f))
+		return err
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(stdout, credsUsage)
+		return nil
+	}
+	fmt.Fprintln(stderr, credsUsage)
+	return fmt.Errorf("unknown creds command %q", args[0])
+}
+
+// parseCreds parses a creds command's flags; --auth is required.
+func parseCreds(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.Lookup("auth").Value.String() == "" {
+		fs.Usage()
+		return errors.New("--auth FILE is required")
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+func credsAdd(path string, u auth.User, out string, stdout io.Writer) error {
+	if out == "" {
+		return errors.New("--out PATH is required: the user's seed is written there, and only there")
+	}
+	f, err := auth.Load(path)
+	if errors.Is(err, os.ErrNotExist) {
+		f, err = &auth.File{}, nil
+	}
+	if err != nil {
+		return err
+	}
+	id, err := auth.NewIdentity()
+	if err != nil {
+		return err
+	}
+	u.NKey, u.Added = id.PublicKey(), time.Now().UTC().Truncate(time.Second)
+	if err := f.Add(u); err != nil {
+		return err
+	}
+	if err := id.WriteSeed(out, u); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	if err := f.Save(path); err != nil {
+		os.Remove(out)
+		return err
+	}
+	fmt.Fprintf(stdout, "added %s (%s) to %s; seed in %s\nuse it: nats --nkey %s --inbox-prefix %s ...\n", u.Name, u.Role, path, out, out, auth.InboxPrefix(u.NKey))
+	return nil
+}
