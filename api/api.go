@@ -133,6 +133,11 @@ type CheckReply struct {
 	Warning    bool          `json:"warning,omitempty"`
 	Limits     []LimitStatus `json:"limits"`
 	AppliedSeq uint64        `json:"applied_seq"`
+	// Degraded is set by the Go client only, never by the ledger and never
+	// on the wire: the client's failure policy is fail open and the ledger
+	// did not answer, so Allowed is true without any limit checked
+	// (client.WithFailurePolicy).
+	Degraded bool `json:"-" msgpack:"-"`
 }
 
 // LimitStatus is one limit of one matching quota.
@@ -171,6 +176,9 @@ type DecisionReply struct {
 	Seq     uint64        `json:"seq,omitempty"` // stream sequence of the decision (0: nothing appended)
 	Limits  []LimitStatus `json:"limits,omitempty"`
 	Warning bool          `json:"warning,omitempty"`
+	// Degraded is set by the Go client only (never on the wire): granted
+	// under its fail-open policy without the ledger, nothing recorded.
+	Degraded bool `json:"-" msgpack:"-"`
 }
 
 // ReserveRequest holds an estimate against every matching limit.
@@ -191,6 +199,9 @@ type ReserveReply struct {
 	Seq         uint64        `json:"seq,omitempty"`
 	Limits      []LimitStatus `json:"limits,omitempty"`
 	Warning     bool          `json:"warning,omitempty"`
+	// Degraded is set by the Go client only (never on the wire): granted
+	// under its fail-open policy without the ledger, nothing held.
+	Degraded bool `json:"-" msgpack:"-"`
 }
 
 // ReconcileRequest settles a reservation with what the call used.

@@ -19,9 +19,9 @@ var writeShapeOK = checkShapeOK && writeShape() == writeShapeWant
 
 // writeShapeWant is writeShape() of the types this codec was written for.
 const writeShapeWant = "api.ReserveRequest{Tenant string json:\"tenant\";Reservation string json:\"reservation\";Dims events.Dimensions json:\"dims,omitempty\";Groups []string json:\"groups,omitempty\";Estimate events.Amounts json:\"estimate\";TTLMs int64 json:\"ttl_ms,omitempty\"}" +
-	"api.ReserveReply{Reservation string json:\"reservation\";Outcome string json:\"outcome\";ExpiresAt time.Time json:\"expires_at\";Seq uint64 json:\"seq,omitempty\";Limits []api.LimitStatus json:\"limits,omitempty\";Warning bool json:\"warning,omitempty\"}" +
+	"api.ReserveReply{Reservation string json:\"reservation\";Outcome string json:\"outcome\";ExpiresAt time.Time json:\"expires_at\";Seq uint64 json:\"seq,omitempty\";Limits []api.LimitStatus json:\"limits,omitempty\";Warning bool json:\"warning,omitempty\";Degraded bool json:\"-\" msgpack:\"-\"}" +
 	"api.ReconcileRequest{Tenant string json:\"tenant\";Reservation string json:\"reservation\";Actual events.Amounts json:\"actual\"}" +
-	"api.DecisionReply{Outcome string json:\"outcome,omitempty\";Seq uint64 json:\"seq,omitempty\";Limits []api.LimitStatus json:\"limits,omitempty\";Warning bool json:\"warning,omitempty\"}"
+	"api.DecisionReply{Outcome string json:\"outcome,omitempty\";Seq uint64 json:\"seq,omitempty\";Limits []api.LimitStatus json:\"limits,omitempty\";Warning bool json:\"warning,omitempty\";Degraded bool json:\"-\" msgpack:\"-\"}"
 
 // writeShape describes the fields of the types this codec writes.
 func writeShape() string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,6 +24,9 @@ type Client struct {
 	replies replies
 	bodies  sync.Pool // *[]byte: request bodies, reused once published
 	batch   batcher
+
+	policy   FailurePolicy // failure.go
+	degraded atomic.Uint64 // decision calls answered under FailOpen
 }
 
 // Option configures a Client.
@@ -121,6 +125,9 @@ func (c *Client) exchange(ctx context.Context, subject string, req, reply any) (
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
 			return false, &events.Error{Code: events.CodeUnavailable, Message: "the ledger did not answer in time on " + subject, Suggestion: "retry; writes are idempotent by event ID"}
 		}
+		if down := unreachable(subject, err); down != nil {
+			return false, down
+		}
 		return false, fmt.Errorf("%s: %w", subject, err)
 	}
 	if msg.Header.Get(api.HeaderErrorCode) != "" {
@@ -137,10 +144,16 @@ func (c *Client) exchange(ctx context.Context, subject string, req, reply any) (
 }
 
 // Check asks whether a call may run now, without consuming anything. A denial
-// is not an error: see CheckReply.Allowed, Code and Message.
+// is not an error: see CheckReply.Allowed, Code and Message. When the ledger
+// does not answer, the error matches ErrUnavailable, or under FailOpen the
+// reply is Allowed and Degraded (WithFailurePolicy).
 func (c *Client) Check(ctx context.Context, req api.CheckRequest) (*api.CheckReply, error) {
 	var r api.CheckReply
-	return &r, c.callFor(ctx, api.SubjectCheck, req.Tenant, req, &r)
+	err := c.callFor(ctx, api.SubjectCheck, req.Tenant, req, &r)
+	if err != nil && c.failOpen(err) {
+		return &api.CheckReply{Allowed: true, Degraded: true}, nil
+	}
+	return &r, err
 }
 
 // SetQuota creates or replaces a quota of a tenant.

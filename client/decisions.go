@@ -10,10 +10,21 @@ import (
 
 // Consume checks and records usage in one atomic step. Give id (NewID) to
 // make a retry safe: the same id is answered, not counted twice. A denial is
-// an error: errors.Is(err, events.ErrQuotaExceeded).
+// an error: errors.Is(err, events.ErrQuotaExceeded). Under FailOpen, a
+// ledger that does not answer gets a Degraded reply and a nil error, and
+// the usage is not recorded.
 func (c *Client) Consume(ctx context.Context, tenant, id string, dims events.Dimensions, amounts events.Amounts) (*api.DecisionReply, error) {
 	var r api.DecisionReply
-	return &r, c.callFor(ctx, api.SubjectConsume, tenant, api.ConsumeRequest{Tenant: tenant, ID: id, Dims: dims, Amounts: amounts}, &r)
+	return c.decided(&r, c.callFor(ctx, api.SubjectConsume, tenant, api.ConsumeRequest{Tenant: tenant, ID: id, Dims: dims, Amounts: amounts}, &r))
+}
+
+// decided returns a decision call's reply and error, or under FailOpen a
+// degraded grant for an error that means the ledger did not answer.
+func (c *Client) decided(r *api.DecisionReply, err error) (*api.DecisionReply, error) {
+	if err != nil && c.failOpen(err) {
+		return &api.DecisionReply{Outcome: OutcomeDegraded, Degraded: true}, nil
+	}
+	return r, err
 }
 
 // ReserveOptions are the optional parts of a reservation.
@@ -33,11 +44,17 @@ type Reservation struct {
 	ID        string
 	ExpiresAt time.Time
 	Reply     api.ReserveReply
+	// Degraded is a reservation granted under FailOpen while the ledger did
+	// not answer: nothing is held, and Reconcile and Release answer
+	// Degraded without asking the ledger (nothing is charged).
+	Degraded bool
 }
 
 // Reserve holds estimate against every limit matching dims, all or nothing.
 // Reserve, Reconcile and Release calls made at the same time from several
 // goroutines are sent together (see batcher); each gets its own answer.
+// Under FailOpen, a ledger that does not answer gets a Degraded reservation
+// and a nil error.
 func (c *Client) Reserve(ctx context.Context, tenant string, dims events.Dimensions, estimate events.Amounts, o ReserveOptions) (*Reservation, error) {
 	if o.ID == "" {
 		o.ID = NewID()
@@ -46,6 +63,9 @@ func (c *Client) Reserve(ctx context.Context, tenant string, dims events.Dimensi
 	// Through the client's batches: concurrent calls share a request.
 	res, err := c.batchOp(ctx, tenant, api.BatchOp{Reserve: &req})
 	if err != nil {
+		if c.failOpen(err) {
+			return c.degradedReservation(tenant, o.ID, o.TTL), nil
+		}
 		return nil, err
 	}
 	if res.Reserve == nil {
@@ -55,13 +75,23 @@ func (c *Client) Reserve(ctx context.Context, tenant string, dims events.Dimensi
 }
 
 // Reconcile settles the reservation with what the call used: the surplus is
-// returned, a shortfall charged. Calling it again is harmless.
+// returned, a shortfall charged. Calling it again is harmless. A Degraded
+// reservation is not sent: the answer is Degraded, and actual is not
+// recorded. Settling a reservation the ledger holds fails closed under
+// either policy: retry it, or let it expire.
 func (r *Reservation) Reconcile(ctx context.Context, actual events.Amounts) (*api.DecisionReply, error) {
+	if r.Degraded {
+		return &api.DecisionReply{Outcome: OutcomeDegraded, Degraded: true}, nil
+	}
 	return r.c.decision(ctx, r.Tenant, api.BatchOp{Reconcile: &api.ReconcileRequest{Tenant: r.Tenant, Reservation: r.ID, Actual: actual}})
 }
 
-// Release gives the reservation back: the call never ran.
+// Release gives the reservation back: the call never ran. A Degraded
+// reservation is not sent, as for Reconcile.
 func (r *Reservation) Release(ctx context.Context, reason string) (*api.DecisionReply, error) {
+	if r.Degraded {
+		return &api.DecisionReply{Outcome: OutcomeDegraded, Degraded: true}, nil
+	}
 	return r.c.decision(ctx, r.Tenant, api.BatchOp{Release: &api.ReleaseRequest{Tenant: r.Tenant, Reservation: r.ID, Reason: reason}})
 }
 
@@ -98,7 +128,11 @@ func (c *Client) Retry(ctx context.Context, tenant string, key events.Dimensions
 }
 
 // BeginWorkflow starts a workflow; errors.Is(err, events.ErrWorkflowLimit)
-// when the period's workflows are used up.
+// when the period's workflows are used up. Workflows fail closed under
+// either failure policy: a workflow is ledger state that its steps are
+// counted against, and one begun without the ledger would be unknown to it
+// (every later step or end not_found). A caller that would rather go on can
+// test errors.Is(err, ErrUnavailable) itself.
 func (c *Client) BeginWorkflow(ctx context.Context, tenant, workflow string, dims events.Dimensions) (*api.WorkflowReply, error) {
 	var r api.WorkflowReply
 	return &r, c.callFor(ctx, api.SubjectWorkflowBegin, tenant, api.WorkflowRequest{Tenant: tenant, Workflow: workflow, Dims: dims}, &r)
@@ -124,10 +158,10 @@ func (c *Client) ActiveWorkflows(ctx context.Context, tenant string) ([]api.Acti
 }
 
 // LimitAction asks whether a named action may happen now and counts it if so
-// (seed 000's limit_action).
+// (seed 000's limit_action). Under FailOpen, as Consume.
 func (c *Client) LimitAction(ctx context.Context, req api.LimitActionRequest) (*api.DecisionReply, error) {
 	var r api.DecisionReply
-	return &r, c.callFor(ctx, api.SubjectLimitAction, req.Tenant, req, &r)
+	return c.decided(&r, c.callFor(ctx, api.SubjectLimitAction, req.Tenant, req, &r))
 }
 
 // SetPlan sets a project's plan values (run timeout, dataclips, retention).

@@ -8,6 +8,15 @@
 // round trip for many calls, one fenced append per tenant), and each call
 // still gets its own answer.
 //
+// When the ledger does not answer (no responders, no reply within
+// WithTimeout, a closed or draining connection, or the ledger's own
+// unavailable code), a call fails closed by default: its error matches
+// errors.Is(err, ErrUnavailable). WithFailurePolicy(FailOpen) answers the
+// decision calls (Check, Consume, LimitAction, Reserve) as allowed instead,
+// with the reply's Degraded set and a nil error, and counts them in
+// Client.Degraded. Answers are never changed: a denial, a bad request or a
+// conflict is returned under either policy.
+//
 // A Producer publishes usage events straight to the ledger stream,
 // asynchronously and in batches: one stream message per batch of one
 // tenant's events, identified by a hash of their IDs so a retried batch is
