@@ -3,8 +3,11 @@ package events
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 )
 
 // The stream's subject layout: ledger.ev.<partition>.<tenant>.<class>.
@@ -44,7 +47,10 @@ func Subject(tenant, class string) string {
 // PartitionFilter returns the filter subject of one partition.
 func PartitionFilter(p int) string { return SubjectPrefix + "." + strconv.Itoa(p) + ".>" }
 
-// ClassOf returns the subject class an event type is appended under.
+// ClassOf returns the subject class an event type is appended under. The
+// ledger also appends usage.recorded on the decision subject: the usage of a
+// consume decision, and of a reconciliation after its reservation expired
+// (see CheckPlacement).
 func ClassOf(t Type) string {
 	switch t {
 	case TypeUsageRecorded, TypeUsageCorrected:
@@ -53,6 +59,61 @@ func ClassOf(t Type) string {
 		return ClassAdmin
 	}
 	return ClassDecision
+}
+
+// ParseSubject splits a stream subject, ledger.ev.<partition>.<tenant>.<class>,
+// and fails unless it is a subject the ledger writes: a valid tenant, a
+// known class, and the tenant's own partition spelled as Subject spells it
+// (strconv.Itoa(Partition(tenant))). Every fold refuses a message on any
+// other subject whole.
+func ParseSubject(s string) (tenant, class string, err error) {
+	rest, ok := strings.CutPrefix(s, SubjectPrefix+".")
+	if !ok {
+		return "", "", fmt.Errorf("not a ledger event subject: %s", s)
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 {
+		return "", "", fmt.Errorf("not a ledger event subject (%s.<partition>.<tenant>.<class>): %s", SubjectPrefix, s)
+	}
+	part, tenant, class := parts[0], parts[1], parts[2]
+	if !ValidTenant(tenant) {
+		return "", "", fmt.Errorf("not a ledger event subject, the tenant is not valid: %s", s)
+	}
+	switch class {
+	case ClassUsage, ClassDecision, ClassAdmin:
+	default:
+		return "", "", fmt.Errorf("not a ledger event subject, unknown class %q: %s", class, s)
+	}
+	if want := strconv.Itoa(Partition(tenant)); part != want {
+		return "", "", fmt.Errorf("not a ledger event subject, tenant %s is in partition %s, not %q: %s", tenant, want, part, s)
+	}
+	return tenant, class, nil
+}
+
+// ErrMisplaced is wrapped by every CheckPlacement error.
+var ErrMisplaced = errors.New("misplaced event")
+
+// CheckPlacement says why an event read from a message on tenant's subject
+// of class (as ParseSubject returned them) must not be folded, or returns
+// nil. An event is folded only from its own tenant's subject of its own
+// class (ClassOf), with one exception: usage.recorded is also folded from
+// the decision subject, where the ledger appends the usage it decides
+// (consumes, and reconciliations after expiry), fenced with its other
+// decisions.
+//
+// The subject is what NATS permissions vouch for, the payload is what a
+// client wrote: a producer confined to a tenant's usage subject can report
+// that tenant's usage and nothing else, not another tenant's events, nor a
+// reservation, a quota, a reset or any other decision of the ledger. (The
+// payload's Decided flag is not consulted: the fold does not read it.)
+func CheckPlacement(tenant, class string, ev *Event) error {
+	if ev.Tenant != tenant {
+		return fmt.Errorf("%w: event %s of tenant %s on a subject of tenant %s", ErrMisplaced, ev.ID, ev.Tenant, tenant)
+	}
+	if own := ClassOf(ev.Type); own != class && (ev.Type != TypeUsageRecorded || class != ClassDecision) {
+		return fmt.Errorf("%w: event %s of type %s (class %s) on %s's %s subject", ErrMisplaced, ev.ID, ev.Type, own, tenant, class)
+	}
+	return nil
 }
 
 // BatchID is the Nats-Msg-Id of a stream message carrying evs: a hash of

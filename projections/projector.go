@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,8 +107,10 @@ func (p *Projector) Filters() []string { return p.opts.Filters() }
 // Applied returns the last stream sequence folded into the store.
 func (p *Projector) Applied() uint64 { return p.applied.Load() }
 
-// Rejected returns how many events or messages were refused while folding
-// (undecodable, invalid, or on another tenant's subject).
+// Rejected returns how many events or messages were refused while folding:
+// messages not on a ledger event subject (events.ParseSubject) or that do
+// not decode, and events that are invalid or not on their own tenant's
+// subject of their class (events.CheckPlacement).
 func (p *Projector) Rejected() uint64 { return p.rejected.Load() }
 
 // WaitApplied blocks until the projection covers stream sequence seq.
@@ -287,6 +288,13 @@ func (p *Projector) apply(batch []jetstream.Msg) error {
 // Apply folds messages, in stream order, into one commit. It is exported for
 // rebuilds that read the stream themselves. Apply calls must not overlap.
 //
+// It trusts the subject, never the payload: a message whose subject is not
+// a ledger event subject of its tenant's own partition is refused whole,
+// and an event that is not its tenant's or whose type does not belong on
+// the subject's class is refused alone (events.CheckPlacement) while the
+// message's other events fold. Either way the applied sequence moves past
+// the message, and a refused event's ID stays unseen.
+//
 // Decoding, validation and deduplication against the store happen before
 // the write lock is taken (only Apply writes the store, so reading it
 // unlocked is safe): readers wait only for the fold and the commit.
@@ -309,9 +317,9 @@ func (p *Projector) Apply(msgs []Message) error {
 			continue // already folded (a redelivery after a reconnect)
 		}
 		last = m.Seq
-		tenant, class, ok := ParseSubject(m.Subject)
-		if !ok {
-			p.reject("subject", m.Seq, errors.New("not a ledger event subject: "+m.Subject))
+		tenant, class, err := events.ParseSubject(m.Subject)
+		if err != nil {
+			p.reject("subject", m.Seq, err)
 			continue
 		}
 		evs, err := events.DecodeBatch(m.Data)
@@ -326,8 +334,8 @@ func (p *Projector) Apply(msgs []Message) error {
 				p.reject("event", m.Seq, err)
 				continue
 			}
-			if ev.Tenant != tenant {
-				p.reject("event", m.Seq, fmt.Errorf("event %s of tenant %s on subject of %s", ev.ID, ev.Tenant, tenant))
+			if err := events.CheckPlacement(tenant, class, ev); err != nil {
+				p.reject("event", m.Seq, err)
 				continue
 			}
 			dk := eventKey{tenant, ev.ID}
@@ -479,15 +487,10 @@ func (p *Projector) Totals(tenant string) (map[events.Metric]int64, uint64, erro
 	return tot, p.applied.Load(), err
 }
 
-// ParseSubject splits ledger.ev.<partition>.<tenant>.<class>.
+// ParseSubject splits ledger.ev.<partition>.<tenant>.<class>; ok is false
+// for a subject whose messages the fold refuses whole (see
+// events.ParseSubject).
 func ParseSubject(s string) (tenant, class string, ok bool) {
-	rest, found := strings.CutPrefix(s, events.SubjectPrefix+".")
-	if !found {
-		return "", "", false
-	}
-	parts := strings.Split(rest, ".")
-	if len(parts) != 3 || !events.ValidTenant(parts[1]) {
-		return "", "", false
-	}
-	return parts[1], parts[2], true
+	tenant, class, err := events.ParseSubject(s)
+	return tenant, class, err == nil
 }

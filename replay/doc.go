@@ -10,8 +10,9 @@
 // The parts:
 //
 //	source.go      Source: the stream (a pull consumer) or messages in memory
-//	scan.go        Scanner: the projector's acceptance rules (subjects,
-//	               decoding, validation, first occurrence of (tenant, id) wins)
+//	scan.go        Scanner: the projector's acceptance rules (subjects and
+//	               placement, decoding, validation, first occurrence of
+//	               (tenant, id) wins)
 //	               and the chained content hash of what was read
 //	rebuild.go     Rebuild/Fold: fold into Pebble with projections.Projector.Apply
 //	checkpoint.go  Pebble checkpoints with their applied sequence and digest

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
 	"time"
 
 	"github.com/ledgerworks/ledger/events"
@@ -21,7 +20,8 @@ const (
 	Accepted Status = iota
 	// Duplicate: its (tenant, id) was accepted earlier; ignored.
 	Duplicate
-	// Rejected: invalid, or on another tenant's subject; ignored.
+	// Rejected: invalid, or not on its tenant's subject of its class
+	// (events.CheckPlacement); ignored.
 	Rejected
 )
 
@@ -52,7 +52,8 @@ func (r *Record) Meta() projections.Meta {
 }
 
 // Refusal is a whole message the projector refuses: its subject is not a
-// ledger event subject, or its data does not decode.
+// ledger event subject of its tenant's partition (events.ParseSubject), or
+// its data does not decode.
 type Refusal struct {
 	Seq     uint64
 	Subject string
@@ -60,11 +61,12 @@ type Refusal struct {
 }
 
 // Scanner applies the projector's acceptance rules to messages in stream
-// order (see projections.Projector.Apply): a message must be on a ledger
-// subject and decode; an event must validate and belong to its subject's
-// tenant; the first occurrence of (tenant, id) wins and later ones are
-// duplicates, however they are batched. It also chains the content hash of
-// everything it reads.
+// order (see projections.Projector.Apply), with the same functions: a
+// message must be on a ledger subject of its tenant's partition
+// (events.ParseSubject) and decode; an event must validate and be placed on
+// its own tenant's subject of its class (events.CheckPlacement); the first
+// occurrence of (tenant, id) wins and later ones are duplicates, however
+// they are batched. It also chains the content hash of everything it reads.
 //
 // The set of seen IDs is kept in memory (about 100 bytes per event).
 type Scanner struct {
@@ -104,9 +106,9 @@ func (s *Scanner) Scan(m *Message, fn func(r *Record)) {
 			s.chain.AddEvent(m.Seq, &evs[i])
 		}
 	}
-	tenant, class, ok := projections.ParseSubject(m.Subject)
-	if !ok {
-		s.Refused = append(s.Refused, Refusal{Seq: m.Seq, Subject: m.Subject, Err: fmt.Errorf("not a ledger event subject")})
+	tenant, class, err := events.ParseSubject(m.Subject)
+	if err != nil {
+		s.Refused = append(s.Refused, Refusal{Seq: m.Seq, Subject: m.Subject, Err: err})
 		return
 	}
 	if decErr != nil {
@@ -117,13 +119,11 @@ func (s *Scanner) Scan(m *Message, fn func(r *Record)) {
 	for i := range evs {
 		s.Events++
 		r.Index, r.Event, r.Err = i, evs[i], nil
-		verr := r.Event.Validate()
-		switch {
-		case verr != nil:
-			r.Status, r.Err = Rejected, verr
-		case r.Event.Tenant != tenant:
-			r.Status, r.Err = Rejected, fmt.Errorf("event %s of tenant %s on the subject of %s", r.Event.ID, r.Event.Tenant, tenant)
-		default:
+		if err := r.Event.Validate(); err != nil {
+			r.Status, r.Err = Rejected, err
+		} else if err := events.CheckPlacement(tenant, class, &r.Event); err != nil {
+			r.Status, r.Err = Rejected, err
+		} else {
 			k := tenant + "\x00" + r.Event.ID
 			if _, dup := s.seen[k]; dup {
 				r.Status = Duplicate

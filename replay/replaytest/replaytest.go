@@ -181,7 +181,8 @@ type GenOptions struct {
 // quotas (set, replaced, deleted), usage (with duplicates resent in other
 // messages, corrections, named actions, costs), reservations reconciled,
 // released and expired, retry signals, workflows, counter resets, plans,
-// an invalid event now and then and events on another tenant's subject.
+// an invalid event now and then, events on a subject of a class they do not
+// belong to and events on another tenant's subject.
 type generator struct {
 	rng     *rand.Rand
 	now     time.Time
@@ -300,6 +301,8 @@ func (g *generator) run() []Batch {
 	for g.events < g.n {
 		tn := g.tenants[g.rng.IntN(len(g.tenants))]
 		switch r := g.rng.IntN(1000); {
+		case r < 10: // on a subject of another class: refused, the rest of the message folds
+			g.misplaced(tn)
 		case r < 600: // usage, in batches; now and then a resend of earlier events
 			var evs []events.Event
 			for range 1 + g.rng.IntN(48) {
@@ -403,6 +406,48 @@ func (g *generator) run() []Batch {
 		}
 	}
 	return g.out
+}
+
+// misplaced emits events on their own tenant's subject of a class they do
+// not belong to (events.CheckPlacement), mostly as a producer allowed only
+// on the tenant's usage subject could publish them, next to usage that
+// folds. Had a fold taken them, the tenant's quotas, counters, reservations,
+// workflows or totals would differ.
+func (g *generator) misplaced(tn *genTenant) {
+	use := g.ev(tn, "u", g.dims(), &events.UsageRecorded{Amounts: g.amounts()})
+	switch g.rng.IntN(4) {
+	case 0: // a quota of its own, and its counters reset
+		q := genQuotas(g.tz)[g.rng.IntN(3)]
+		q.Limits[0].Max *= 1000
+		g.emit(tn.name, events.ClassUsage, use,
+			g.ev(tn, "mq", nil, &events.QuotaSet{Quota: q}),
+			g.ev(tn, "mcr", nil, &events.CounterReset{Quota: q.ID, Reason: "forged"}))
+	case 1: // a reservation, reconciled: usage in the totals if it were folded
+		id := g.id("mres")
+		at := g.tick()
+		d := g.dims()
+		g.emit(tn.name, events.ClassUsage,
+			g.ev(tn, "mrc", d, &events.ReservationCreated{Reservation: id, Estimate: g.amounts(), ExpiresAt: at.Add(time.Minute)}),
+			use,
+			g.ev(tn, "mrr", nil, &events.ReservationReconciled{Reservation: id, Actual: g.amounts()}))
+	case 2: // a real open reservation released, a real workflow ended
+		evs := []events.Event{use}
+		if len(tn.open) > 0 {
+			evs = append(evs, g.ev(tn, "mrx", nil, &events.ReservationReleased{Reservation: tn.open[g.rng.IntN(len(tn.open))], Reason: "forged"}))
+		}
+		if len(tn.workflows) > 0 {
+			evs = append(evs, g.ev(tn, "mwe", nil, &events.WorkflowEnded{Workflow: tn.workflows[g.rng.IntN(len(tn.workflows))]}))
+		}
+		g.emit(tn.name, events.ClassUsage, evs...)
+	default: // usage on the admin subject, a correction on the decision subject
+		g.emit(tn.name, events.ClassAdmin, use)
+		if len(tn.usage) > 0 {
+			old := tn.usage[g.rng.IntN(len(tn.usage))]
+			g.emit(tn.name, events.ClassDecision, g.ev(tn, "mc", old.Dims, &events.UsageCorrected{Corrects: old.ID, Delta: events.Amounts{InputTokens: 1000}}))
+		}
+		return
+	}
+	tn.usage = append(tn.usage, use)
 }
 
 func CountEvents(bs []Batch) int {
