@@ -33,7 +33,7 @@ func (c *Client) Member(ctx context.Context, name string) (*api.MemberStatus, er
 // that arrive within wait, sorted by name. Nobody knows how many members
 // there are, so the wait is the only end.
 func (c *Client) Members(ctx context.Context, wait time.Duration) ([]api.MemberStatus, error) {
-	inbox := nats.NewInbox()
+	inbox := c.nc.NewInbox() // the connection's prefix: its user's private inboxes
 	ch := make(chan *nats.Msg, 256)
 	sub, err := c.nc.ChanSubscribe(inbox, ch)
 	if err != nil {

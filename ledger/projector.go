@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/auth"
 	"github.com/ledgerworks/ledger/cluster"
 	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/projections"
@@ -20,7 +21,10 @@ import (
 // ProjectorConfig is everything a standalone projector needs.
 type ProjectorConfig struct {
 	NATSURL string
-	DataDir string
+	// Credentials are how the projector signs in (package auth: a
+	// projector role's nkey on a cluster with authentication).
+	Credentials auth.Credentials
+	DataDir     string
 	// Member names the projector in the cluster's status (default: the
 	// host name and a hash of DataDir).
 	Member    string
@@ -44,7 +48,7 @@ func RunProjector(ctx context.Context, cfg ProjectorConfig) error {
 	if cfg.Member == "" {
 		cfg.Member = DefaultMemberName(cfg.DataDir)
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("ledger-projector"), nats.MaxReconnects(-1))
+	nc, err := cfg.Credentials.Connect(cfg.NATSURL, nats.Name("ledger-projector"), nats.MaxReconnects(-1))
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", cfg.NATSURL, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ledgerworks/ledger/auth"
 	"github.com/ledgerworks/ledger/events"
 )
 
@@ -18,9 +19,9 @@ import (
 
 // DialOptions say how to reach the stream.
 type DialOptions struct {
-	URL   string // nats://host:4222 (user:password@ allowed)
-	Creds string // a credentials file (JWT + nkey), optional
-	Name  string // the connection name shown by the server
+	URL         string // nats://host:4222 (user:password@ allowed)
+	Credentials auth.Credentials
+	Name        string // the connection name shown by the server
 }
 
 // Dial connects to NATS and returns the connection and a JetStream context.
@@ -29,11 +30,7 @@ func Dial(o DialOptions) (*nats.Conn, jetstream.JetStream, error) {
 	if o.URL == "" {
 		return nil, nil, fmt.Errorf("a NATS URL is required")
 	}
-	opts := []nats.Option{nats.Name(o.Name), nats.MaxReconnects(-1)}
-	if o.Creds != "" {
-		opts = append(opts, nats.UserCredentials(o.Creds))
-	}
-	nc, err := nats.Connect(o.URL, opts...)
+	nc, err := o.Credentials.Connect(o.URL, nats.Name(o.Name), nats.MaxReconnects(-1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w", o.URL, err)
 	}

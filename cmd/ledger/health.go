@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/auth"
 	"github.com/ledgerworks/ledger/cluster"
 )
 
@@ -42,6 +43,8 @@ func healthCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&natsURL, "nats-url", "", "comma-separated NATS server URLs to ask a member on")
 	fs.StringVar(&member, "member", "", "name of the member (ledger or projector) to ask for its status")
 	fs.DurationVar(&timeout, "timeout", 2*time.Second, "how long to wait for a connection and for each answer")
+	var cred auth.Credentials
+	cred.RegisterFlags(fs, true)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), healthUsage)
 		fs.PrintDefaults()
@@ -61,7 +64,7 @@ func healthCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case httpURL != "":
 		return httpHealth(ctx, httpURL, timeout, stdout)
 	case natsURL != "" && member != "":
-		return memberHealth(ctx, natsURL, member, timeout, stdout)
+		return memberHealth(ctx, cred, natsURL, member, timeout, stdout)
 	case natsURL != "" || member != "":
 		return errors.New("health: --nats-url and --member go together")
 	}
@@ -93,8 +96,8 @@ func httpHealth(ctx context.Context, url string, timeout time.Duration, stdout i
 
 // memberHealth asks member for its api.MemberStatus: healthy when it answers
 // and is ready.
-func memberHealth(ctx context.Context, urls, member string, timeout time.Duration, stdout io.Writer) error {
-	nc, err := nats.Connect(urls,
+func memberHealth(ctx context.Context, cred auth.Credentials, urls, member string, timeout time.Duration, stdout io.Writer) error {
+	nc, err := cred.Connect(urls,
 		nats.Name("ledger health "+member),
 		nats.Timeout(timeout),
 		nats.NoReconnect(),

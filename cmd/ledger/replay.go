@@ -17,19 +17,21 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/ledgerworks/ledger/auth"
 	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/replay"
 )
 
 // streamFlags are the flags of every command that reads the stream.
 type streamFlags struct {
-	url, creds, stream, partitions, progress string
-	batch                                    int
+	url, stream, partitions, progress string
+	cred                              auth.Credentials
+	batch                             int
 }
 
 func (f *streamFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.url, "nats-url", "nats://127.0.0.1:4222", "NATS server holding the ledger stream (read access is enough)")
-	fs.StringVar(&f.creds, "creds", "", "NATS credentials file (JWT + nkey) of a read-only user")
+	f.cred.RegisterFlags(fs, true)
 	fs.StringVar(&f.stream, "stream", "", "ledger stream (default LEDGER)")
 	fs.StringVar(&f.partitions, "partitions", "", "comma-separated partitions to read (default all)")
 	fs.IntVar(&f.batch, "batch", 0, "messages per pull (default 10000)")
@@ -42,7 +44,7 @@ func (f *streamFlags) open() (*nats.Conn, *replay.StreamSource, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, js, err := replay.Dial(replay.DialOptions{URL: f.url, Creds: f.creds, Name: "ledger-replay"})
+	nc, js, err := replay.Dial(replay.DialOptions{URL: f.url, Credentials: f.cred, Name: "ledger-replay"})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/ledgerworks/ledger/auth"
 	"github.com/ledgerworks/ledger/client"
 	"github.com/ledgerworks/ledger/cluster"
 )
@@ -25,10 +26,12 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	url := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server (or comma-separated cluster URLs)")
 	wait := fs.Duration("wait", time.Second, "how long to gather answers (nobody knows how many members there are)")
 	asJSON := fs.Bool("json", false, "print the members' status as JSON")
+	var cred auth.Credentials
+	cred.RegisterFlags(fs, true)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	nc, err := nats.Connect(*url, nats.Name("ledger-status"), nats.Timeout(5*time.Second))
+	nc, err := cred.Connect(*url, nats.Name("ledger-status"), nats.Timeout(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", *url, err)
 	}

@@ -59,6 +59,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.Member, "member", "", "this projector's name in the cluster's status (default: host name and a hash of --data)")
 	fs.StringVar(&parts, "partitions", "", `partitions to fold, e.g. "0-7" or "1,3" (default all)`)
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	cfg.Credentials.RegisterFlags(fs, true)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/ledgerworks/ledger/auth"
 	"github.com/ledgerworks/ledger/replay"
 )
 
@@ -17,11 +18,12 @@ import (
 func rebuildCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var url, creds, stream, parts, ckpt, progress, format string
+	var url, stream, parts, ckpt, progress, format string
+	var cred auth.Credentials
 	var o replay.RebuildOptions
 	var batch int
 	fs.StringVar(&url, "nats-url", "nats://127.0.0.1:4222", "NATS server holding the ledger stream (read access is enough)")
-	fs.StringVar(&creds, "creds", "", "NATS credentials file of a read-only user")
+	cred.RegisterFlags(fs, true)
 	fs.StringVar(&stream, "stream", "", "ledger stream (default LEDGER)")
 	fs.StringVar(&parts, "partitions", "", "comma-separated partitions (default all; a live projection compares only with one of the same partitions)")
 	fs.StringVar(&o.Dir, "data", "", "projection directory: created, or resumed from its applied sequence")
@@ -46,7 +48,7 @@ func rebuildCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	o.Fold.Progress = replay.NewProgress(stderr, "rebuild", mode)
-	nc, js, err := replay.Dial(replay.DialOptions{URL: url, Creds: creds, Name: "ledger-rebuild"})
+	nc, js, err := replay.Dial(replay.DialOptions{URL: url, Credentials: cred, Name: "ledger-rebuild"})
 	if err != nil {
 		return err
 	}

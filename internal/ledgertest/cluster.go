@@ -59,6 +59,8 @@ type Cluster struct {
 	name  string
 	nodes []*clusterNode
 	wg    sync.WaitGroup // proxy accept loops and relays
+	// configure adjusts each node's options (StartClusterWith).
+	configure func(*server.Options) error
 
 	mu       sync.Mutex
 	closed   bool           // set once at cleanup
@@ -100,17 +102,25 @@ func (l *routeLink) close() {
 // shuts every server and proxy down and waits for them.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartClusterWith(t, n, nil)
+}
+
+// StartClusterWith is StartCluster with configure applied to each node's
+// options at every start: the users of an authorization block, say.
+func StartClusterWith(t testing.TB, n int, configure func(*server.Options) error) *Cluster {
+	t.Helper()
 	if n < 1 {
 		t.Fatalf("StartCluster: n = %d, want at least 1", n)
 	}
 	c := &Cluster{
-		t:        t,
-		name:     "ledgertest",
-		nodes:    make([]*clusterNode, n),
-		ids:      make(map[string]int),
-		isolated: make([]bool, n),
-		down:     make([]bool, n),
-		links:    make(map[*routeLink]struct{}),
+		t:         t,
+		name:      "ledgertest",
+		nodes:     make([]*clusterNode, n),
+		ids:       make(map[string]int),
+		isolated:  make([]bool, n),
+		down:      make([]bool, n),
+		links:     make(map[*routeLink]struct{}),
+		configure: configure,
 	}
 	// Listen on every proxy before any server starts: a server may dial a
 	// peer's proxy before the peer is up; the dial waits in the listen
@@ -357,7 +367,7 @@ func (c *Cluster) options(i int) (*server.Options, error) {
 	if n.clientPort != 0 {
 		port, clusterPort = n.clientPort, n.clusterPort
 	}
-	return &server.Options{
+	opts := &server.Options{
 		ServerName:         n.name,
 		Host:               "127.0.0.1",
 		Port:               port,
@@ -375,7 +385,13 @@ func (c *Cluster) options(i int) (*server.Options, error) {
 			Advertise: n.proxy.Addr().String(),
 		},
 		Routes: routes,
-	}, nil
+	}
+	if c.configure != nil {
+		if err := c.configure(opts); err != nil {
+			return nil, err
+		}
+	}
+	return opts, nil
 }
 
 // waitReady waits until the whole cluster is formed and JetStream is ready.
