@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -39,10 +42,12 @@ func credsCmd(args []string, stdout, stderr io.Writer) error {
 		role := fs.String("role", "", "producer, service, admin, auditor, ledger or projector")
 		tenant := fs.String("tenant", "", "the tenant a producer or service acts for, or an admin is confined to")
 		out := fs.String("out", "", "where to write the user's nkey seed (not overwritten; mode 0600)")
+		nctx := fs.String("context", "", "also write a NATS CLI context file here (a .json path: nats --context PATH) with the seed, the inbox prefix and --url")
+		url := fs.String("url", "nats://127.0.0.1:4222", "the server URL --context names")
 		if err := parseCreds(fs, args[1:]); err != nil {
 			return err
 		}
-		return credsAdd(*path, auth.User{Name: *name, Role: auth.Role(*role), Tenant: *tenant}, *out, stdout)
+		return credsAdd(*path, auth.User{Name: *name, Role: auth.Role(*role), Tenant: *tenant}, *out, *nctx, *url, stdout)
 	case "revoke":
 		name := fs.String("name", "", "the user to remove")
 		if err := parseCreds(fs, args[1:]); err != nil {
@@ -115,9 +120,12 @@ func parseCreds(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-func credsAdd(path string, u auth.User, out string, stdout io.Writer) error {
+func credsAdd(path string, u auth.User, out, nctx, url string, stdout io.Writer) error {
 	if out == "" {
 		return errors.New("--out PATH is required: the user's seed is written there, and only there")
+	}
+	if nctx != "" && !strings.HasSuffix(nctx, ".json") {
+		return errors.New("--context: the NATS CLI reads a context file by path only when it ends in .json")
 	}
 	f, err := auth.Load(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -137,10 +145,50 @@ func credsAdd(path string, u auth.User, out string, stdout io.Writer) error {
 	if err := id.WriteSeed(out, u); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
+	if nctx != "" {
+		if err := writeNATSContext(nctx, out, url, u); err != nil {
+			os.Remove(out)
+			return fmt.Errorf("--context: %w", err)
+		}
+	}
 	if err := f.Save(path); err != nil {
 		os.Remove(out)
+		if nctx != "" {
+			os.Remove(nctx)
+		}
 		return err
 	}
 	fmt.Fprintf(stdout, "added %s (%s) to %s; seed in %s\nuse it: nats --nkey %s --inbox-prefix %s ...\n", u.Name, u.Role, path, out, out, auth.InboxPrefix(u.NKey))
+	if nctx != "" {
+		fmt.Fprintf(stdout, "    or: nats --context %s ...\n", nctx)
+	}
 	return nil
+}
+
+// writeNATSContext writes a NATS CLI context file for u: the server, the
+// seed file (by absolute path) and the user's inbox prefix, which its
+// permissions require.
+func writeNATSContext(path, seed, url string, u auth.User) error {
+	abs, err := filepath.Abs(seed)
+	if err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(map[string]string{
+		"description":  "ledger user " + u.Name + " (" + string(u.Role) + ")",
+		"url":          url,
+		"nkey":         abs,
+		"inbox_prefix": auth.InboxPrefix(u.NKey),
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(data, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
