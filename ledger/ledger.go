@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,8 +126,11 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 		if opts, err = connectOptions(cfg, l.auth); err != nil {
 			return nil, err
 		}
-		// The ledger's own connection skips TCP.
-		l.nc, err = nats.Connect(l.srv.ClientURL(), append(opts, nats.InProcessServer(l.srv), nats.Name("ledger"))...)
+		// The ledger's own connection skips TCP and TLS: its URL must not
+		// be the tls:// one of a server with a certificate, which would make
+		// the client verify that certificate against the system's CAs.
+		inProcessURL := "nats://" + strings.TrimPrefix(l.srv.ClientURL(), "tls://")
+		l.nc, err = nats.Connect(inProcessURL, append(opts, nats.InProcessServer(l.srv), nats.Name("ledger"))...)
 	} else {
 		var opts []nats.Option
 		if opts, err = connectOptions(cfg, nil); err != nil {
