@@ -2,7 +2,6 @@ package auth
 
 import (
 	"slices"
-	"strconv"
 
 	"github.com/ledgerworks/ledger/api"
 	"github.com/ledgerworks/ledger/events"
@@ -121,9 +120,7 @@ func PermissionsOf(u User) Permissions {
 	var p Permissions
 	switch u.Role {
 	case RoleProducer:
-		p.Publish.Allow = append([]string{
-			events.SubjectPrefix + "." + strconv.Itoa(events.Partition(tenant)) + "." + tenant + "." + events.ClassUsage,
-		}, operations(tenant, api.AccessUsage)...)
+		p.Publish.Allow = append([]string{events.Subject(tenant, events.ClassUsage)}, operations(tenant, api.AccessUsage)...)
 		p.Subscribe.Allow = inbox
 	case RoleService:
 		p.Publish.Allow = operations(tenant, api.AccessRead, api.AccessDecide)
