@@ -1,12 +1,16 @@
 package replay
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 )
 
 // ProgressMode says how progress is shown.
@@ -14,11 +18,16 @@ type ProgressMode int
 
 // Progress modes.
 const (
-	ProgressAuto  ProgressMode = iota // a bar on a terminal, lines otherwise
-	ProgressBar                       // a bar redrawn in place with \r
-	ProgressLines                     // a plain line every Every
+	// ProgressAuto shows a bar when the progress's writer and standard
+	// output are both terminals, and nothing otherwise: output redirected
+	// to a file or a pipe, or a run from a script, gets no extra lines.
+	ProgressAuto  ProgressMode = iota
+	ProgressBar                // a bar redrawn in place, whatever the writer is
+	ProgressLines              // a plain line every 5 seconds, for logs
 	ProgressOff
 )
+
+var progressModes = []string{ProgressAuto: "auto", ProgressBar: "bar", ProgressLines: "lines", ProgressOff: "off"}
 
 // ParseProgressMode reads auto, bar, lines (or plain) and off (or none).
 func ParseProgressMode(s string) (ProgressMode, error) {
@@ -35,21 +44,59 @@ func ParseProgressMode(s string) (ProgressMode, error) {
 	return 0, fmt.Errorf("progress %q: use auto, bar, lines or off", s)
 }
 
-// IsTerminal reports whether w is a terminal (a character device).
-func IsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
+// String is the mode's name.
+func (m ProgressMode) String() string {
+	if m < 0 || int(m) >= len(progressModes) {
+		return fmt.Sprintf("ProgressMode(%d)", int(m))
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return progressModes[m]
 }
 
-// Progress shows how a long replay advances: position in the stream, rate
-// (messages and events per second), and the time left at that rate. On a
-// terminal it redraws one bar; otherwise it writes a plain line now and then.
-// It reads the wall clock for rates only; nothing it does changes a result.
-// A nil *Progress does nothing.
+// Set parses s into m (m is a flag.Value).
+func (m *ProgressMode) Set(s string) error {
+	mode, err := ParseProgressMode(s)
+	if err != nil {
+		return err
+	}
+	*m = mode
+	return nil
+}
+
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// ProgressFlags are the --progress and --quiet flags of the commands that
+// replay the stream.
+type ProgressFlags struct {
+	Mode  ProgressMode
+	Quiet bool
+}
+
+// Register adds --progress and --quiet to fs.
+func (f *ProgressFlags) Register(fs *flag.FlagSet) {
+	fs.Var(&f.Mode, "progress", "progress on stderr, a `mode`: auto (a bar when stdout and stderr are both terminals, nothing otherwise), bar, lines (a line every 5s, for logs) or off")
+	fs.BoolVar(&f.Quiet, "quiet", false, "show no progress, whatever --progress says")
+}
+
+// New returns the progress display of a command that writes its results to
+// stdout and its progress to stderr: nil, which shows nothing, with --quiet,
+// with --progress off, and with auto unless stdout and stderr are both
+// terminals.
+func (f *ProgressFlags) New(stdout, stderr io.Writer, label string) *Progress {
+	if f.Quiet || (f.Mode == ProgressAuto && !(IsTerminal(stdout) && IsTerminal(stderr))) {
+		return nil
+	}
+	return NewProgress(stderr, label, f.Mode)
+}
+
+// Progress shows how a long replay advances: the stream sequences done of
+// those to read, the rate, and the time left at that rate. As a bar
+// (github.com/schollz/progressbar) redrawn in place on a terminal, or as a
+// plain line every 5 seconds. It reads the wall clock for rates only;
+// nothing it does changes a result. A nil *Progress does nothing.
 type Progress struct {
 	w     io.Writer
 	label string
@@ -65,23 +112,25 @@ type Progress struct {
 	started   time.Time
 	lastShown time.Time
 	shown     bool
+	pb        *progressbar.ProgressBar // the bar of the current replay, if any
 }
 
-// NewProgress returns a progress display on w for mode. With ProgressOff it
-// returns nil, which is a valid *Progress that shows nothing.
+// NewProgress returns a progress display on w for mode: nil, a valid
+// *Progress that shows nothing, for ProgressOff, and for ProgressAuto unless
+// w and os.Stdout are both terminals (ProgressFlags.New decides with the
+// command's own stdout).
 func NewProgress(w io.Writer, label string, mode ProgressMode) *Progress {
-	if mode == ProgressOff || w == nil {
+	if mode == ProgressAuto && IsTerminal(w) && IsTerminal(os.Stdout) {
+		mode = ProgressBar
+	}
+	if w == nil || (mode != ProgressBar && mode != ProgressLines) {
 		return nil
 	}
-	bar := mode == ProgressBar || (mode == ProgressAuto && IsTerminal(w))
-	p := &Progress{w: w, label: label, bar: bar, every: 5 * time.Second, now: time.Now}
-	if bar {
-		p.every = 200 * time.Millisecond
-	}
-	return p
+	return &Progress{w: w, label: label, bar: mode == ProgressBar, every: 5 * time.Second, now: time.Now}
 }
 
-// SetClock replaces the clock and the interval between two displays (tests).
+// SetClock replaces the clock and the interval between two lines (tests of
+// the lines mode; the bar keeps its own time).
 func (p *Progress) SetClock(now func() time.Time, every time.Duration) {
 	if p == nil {
 		return
@@ -96,11 +145,29 @@ func (p *Progress) Start(from, to uint64) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.endBar()
 	p.from, p.to, p.pos = from, to, from-1
 	p.msgs, p.events = 0, 0
 	p.started = p.now()
 	p.lastShown = p.started
 	p.shown = false
+	if p.bar && to >= from {
+		w := p.w
+		p.pb = progressbar.NewOptions64(int64(to-from+1),
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetDescription(p.label),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("msg"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetElapsedTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionUseANSICodes(true),
+			progressbar.OptionSetRenderBlankState(true),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+		)
+	}
 }
 
 // Update says the replay has read through seq, msgs more messages.
@@ -117,28 +184,50 @@ func (p *Progress) Add(seq uint64, msgs, events int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.pos, p.msgs, p.events = seq, p.msgs+msgs, p.events+events
+	if p.bar {
+		if p.pb != nil {
+			done := min(max(seq, p.from-1), p.to) - (p.from - 1)
+			p.pb.Set64(int64(done))
+		}
+		return
+	}
 	now := p.now()
 	if now.Sub(p.lastShown) < p.every {
 		return
 	}
 	p.lastShown = now
-	p.show(now, false)
+	p.shown = true
+	fmt.Fprintln(p.w, p.line(now, false))
 }
 
-// Finish shows the final state (and ends the bar's line).
+// Finish shows the final state: it ends the bar's line where the replay
+// stopped (full when it read everything), or writes a last line.
 func (p *Progress) Finish() {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.bar {
+		p.endBar()
+		return
+	}
 	if !p.shown && p.msgs == 0 {
 		return
 	}
-	p.show(p.now(), true)
+	p.shown = true
+	fmt.Fprintln(p.w, p.line(p.now(), true))
 }
 
-// Line returns the text shown for the current state (without bar or \r).
+// endBar leaves the current bar as it stands, its line ended.
+func (p *Progress) endBar() {
+	if p.pb != nil && !p.pb.IsFinished() {
+		p.pb.Exit()
+	}
+	p.pb = nil
+}
+
+// Line returns the text of a line for the current state.
 func (p *Progress) Line() string {
 	if p == nil {
 		return ""
@@ -172,30 +261,4 @@ func (p *Progress) line(now time.Time, final bool) string {
 		fmt.Fprintf(&b, ", ETA %s", left.Round(time.Second))
 	}
 	return b.String()
-}
-
-func (p *Progress) show(now time.Time, final bool) {
-	p.shown = true
-	text := p.line(now, final)
-	if !p.bar {
-		fmt.Fprintln(p.w, text)
-		return
-	}
-	const width = 30
-	frac := 1.0
-	if p.to >= p.from && p.to > 0 {
-		frac = (float64(p.pos) - float64(p.from) + 1) / (float64(p.to) - float64(p.from) + 1)
-	}
-	frac = max(0, min(frac, 1))
-	n := int(frac * width)
-	bar := strings.Repeat("=", n)
-	if n < width {
-		bar += ">" + strings.Repeat(" ", width-n-1)
-	}
-	end := ""
-	if final {
-		end = "\n"
-	}
-	// \r and erase-to-end-of-line redraw the bar in place.
-	fmt.Fprintf(p.w, "\r[%s] %s\x1b[K%s", bar, text, end)
 }

@@ -2,6 +2,8 @@ package replay_test
 
 import (
 	"bytes"
+	"flag"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +17,7 @@ func (c *fakeClock) now() time.Time { return c.t }
 
 func TestProgressLines(t *testing.T) {
 	var out bytes.Buffer
-	p := replay.NewProgress(&out, "rebuild", replay.ProgressAuto) // a buffer is no terminal: lines
+	p := replay.NewProgress(&out, "rebuild", replay.ProgressLines)
 	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	p.SetClock(clk.now, 5*time.Second)
 	p.Start(1, 1000)
@@ -37,26 +39,100 @@ func TestProgressLines(t *testing.T) {
 	}
 }
 
+// The bar (github.com/schollz/progressbar), forced onto a buffer, shows the
+// label, the sequences done of those to read and the rate; it ends its line
+// once, where the replay stopped or full.
 func TestProgressBar(t *testing.T) {
 	var out bytes.Buffer
 	p := replay.NewProgress(&out, "report", replay.ProgressBar)
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	p.SetClock(clk.now, 0)
-	p.Start(1, 100)
-	clk.t = clk.t.Add(time.Second)
-	p.Update(50, 50)
-	if got := out.String(); !strings.HasPrefix(got, "\r[===============>              ] report: seq 50/100 (50.0%)") || strings.Contains(got, "\n") {
-		t.Fatalf("bar %q", got)
+	p.Start(101, 1100) // 1000 sequences
+	time.Sleep(150 * time.Millisecond)
+	p.Update(600, 500)
+	got := out.String()
+	for _, want := range []string{"report", "50%", "500/1000", "msg/s"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("bar %q lacks %q", got, want)
+		}
 	}
+	if strings.Contains(got, "\n") {
+		t.Errorf("the bar ended its line before the replay did: %q", got)
+	}
+	p.Finish() // stopped half way: the bar stays at 500
+	if got := out.String(); strings.Count(got, "\n") != 1 || !strings.HasSuffix(got, "\n") || strings.Contains(got, "1000/1000") {
+		t.Errorf("after Finish half way: %q", got)
+	}
+
+	out.Reset()
+	p.Start(1, 10)
+	p.Update(10, 10)
 	p.Finish()
-	if !strings.HasSuffix(out.String(), "\n") {
-		t.Fatalf("the bar's line is not ended: %q", out.String())
+	if got := out.String(); !strings.Contains(got, "10/10") || strings.Count(got, "\n") != 1 || !strings.HasSuffix(got, "\n") {
+		t.Errorf("full bar: %q", got)
 	}
-	var none *replay.Progress = replay.NewProgress(&out, "x", replay.ProgressOff)
-	none.Start(1, 2)
-	none.Update(2, 2)
-	none.Finish() // a nil progress does nothing
-	if replay.IsTerminal(&out) {
+
+	out.Reset()
+	p.Start(5, 4) // nothing to read: no bar
+	p.Finish()
+	if out.Len() != 0 {
+		t.Errorf("empty range: %q", out.String())
+	}
+}
+
+// With auto, progress needs stdout and stderr to be terminals: a buffer, a
+// file or a pipe gets nothing. --quiet shows nothing whatever --progress
+// says; off is nil, a *Progress that does nothing.
+func TestProgressAutoAndQuiet(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if replay.IsTerminal(&stderr) {
 		t.Fatal("a buffer is not a terminal")
+	}
+	if f, err := os.CreateTemp(t.TempDir(), "out"); err != nil {
+		t.Fatal(err)
+	} else if replay.IsTerminal(f) {
+		t.Fatal("a file is not a terminal")
+	}
+	if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil && replay.IsTerminal(null) {
+		t.Fatal("/dev/null is a character device, not a terminal")
+	}
+	parse := func(args ...string) replay.ProgressFlags {
+		var f replay.ProgressFlags
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		f.Register(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for _, c := range []struct {
+		args []string
+		show bool
+	}{
+		{nil, false}, // auto, no terminal
+		{[]string{"--progress", "off"}, false},
+		{[]string{"--quiet"}, false},
+		{[]string{"--quiet", "--progress", "bar"}, false},
+		{[]string{"--progress", "lines"}, true},
+		{[]string{"--progress", "bar"}, true},
+	} {
+		f := parse(c.args...)
+		p := f.New(&stdout, &stderr, "audit")
+		p.Start(1, 100)
+		time.Sleep(110 * time.Millisecond)
+		p.Update(100, 100)
+		p.Finish()
+		if (p != nil) != c.show || (stderr.Len() > 0) != c.show || stdout.Len() > 0 {
+			t.Errorf("%q: progress %v, stderr %q, stdout %q", c.args, p != nil, stderr.String(), stdout.String())
+		}
+		stderr.Reset()
+	}
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.SetOutput(&stderr)
+	var f replay.ProgressFlags
+	f.Register(fs)
+	if err := fs.Parse([]string{"--progress", "sometimes"}); err == nil {
+		t.Error("--progress sometimes: no error")
+	}
+	if replay.NewProgress(&stderr, "x", replay.ProgressAuto) != nil {
+		t.Error("auto on a buffer shows progress")
 	}
 }
