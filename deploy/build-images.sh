@@ -16,8 +16,12 @@ image="${LEDGER_IMAGE:-ledger-local:dev}"
 bin="${LEDGER_BIN_DIR:-deploy/bin}"
 mkdir -p "$bin"
 
+# `ledger version` and `projector version` print this (and the commit go
+# build stamps): the nearest tag, or the commit, with -dirty for local changes.
+version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
+
 start=$(date +%s)
-CGO_ENABLED=0 go build -ldflags='-s -w' -o "$bin/" \
+CGO_ENABLED=0 go build -ldflags="-s -w -X github.com/ledgerworks/ledger/internal/cli.Version=$version" -o "$bin/" \
   ./cmd/ledger ./cmd/projector github.com/nats-io/nats-server/v2
 built=$(date +%s)
 

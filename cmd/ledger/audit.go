@@ -2,36 +2,24 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/ledgerworks/ledger/client"
 	"github.com/ledgerworks/ledger/events"
+	"github.com/ledgerworks/ledger/internal/cli"
 	"github.com/ledgerworks/ledger/projections"
 	"github.com/ledgerworks/ledger/replay"
 )
 
-// Exit statuses of the ledger command: 1 for an error, 2 when an audit ran
-// and found differences (so scripts can tell "could not check" from "checked
-// and wrong").
-const (
-	exitError       = 1
-	exitDifferences = 2
-)
-
-// exitStatus maps run's error to the process exit status.
-func exitStatus(err error) int {
-	if errors.Is(err, replay.ErrDifferences) {
-		return exitDifferences
-	}
-	return exitError
-}
+const auditHelp = `Exit status: 0 when the projection matches the stream, 3 when it differs
+(every difference is printed, naming its account), 1 when the audit could
+not run, 2 when the command line is wrong.`
 
 // audit: recompute from the raw events, compare with a live projection.
-func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("audit", stderr)
+func auditCmd(ctx context.Context, call *cli.Call, args []string) error {
+	fs := call.Flags()
 	var sf streamFlags
 	sf.register(fs)
 	var dir, keep, tmp, format string
@@ -41,24 +29,18 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&keep, "keep", "", "fold the recomputed projection into this new directory and keep it")
 	fs.StringVar(&tmp, "tmp", "", "directory for the temporary recomputed projection (default the system's)")
 	fs.StringVar(&format, "format", "text", "text or json")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := call.Parse(args); err != nil {
 		return err
 	}
 	if (dir == "") == !service {
-		return errors.New("give one of --projection DIR and --service")
+		return cli.Usagef("give one of --projection DIR and --service")
 	}
 	nc, src, err := sf.open()
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	prog, err := sf.progressOn(stderr, "audit")
-	if err != nil {
-		return err
-	}
+	prog := sf.progressOn(call, "audit")
 	var res *replay.AuditResult
 	if service {
 		c, err := client.New(nc)
@@ -83,9 +65,9 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	if format == "json" {
-		err = writeJSON(stdout, res)
+		err = writeJSON(call.Stdout, res)
 	} else {
-		err = writeAudit(stdout, res)
+		err = writeAudit(call.Stdout, res)
 	}
 	if err != nil {
 		return err

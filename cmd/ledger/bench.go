@@ -2,19 +2,17 @@ package main
 
 import (
 	"context"
-	"flag"
-	"io"
 	"log/slog"
 
+	"github.com/ledgerworks/ledger/internal/cli"
 	"github.com/ledgerworks/ledger/ledger"
 	"github.com/ledgerworks/ledger/loadtest"
 )
 
 // bench runs the load scenarios of package loadtest and prints one line per
 // figure: bench <scenario> <figure>=<value> baseline_<figure>=<value> ratio=<value>.
-func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func bench(ctx context.Context, call *cli.Call, args []string) error {
+	fs := call.Flags()
 	var cfg loadtest.Config
 	var durability, level string
 	fs.StringVar(&cfg.Scenario, "scenario", "all", "scenario(s) to run, comma-separated: ingest, check, reserve, rebuild, scale, memory, or all")
@@ -40,16 +38,16 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.MemProfile, "memprofile", "", "write a heap profile at the end of the run to this file")
 	fs.StringVar(&cfg.Trace, "trace", "", "write an execution trace of the run to this file (go tool trace)")
 	fs.StringVar(&level, "log-level", "error", "ledger log level: debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	if err := call.Parse(args); err != nil {
 		return err
 	}
 	cfg.Durability = ledger.Durability(durability)
 	cfg.Store.CacheBytes = int64(cacheMB) << 20
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return err
+		return cli.Usagef("--log-level: %v", err)
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	cfg.Out = stdout
+	cfg.Logger = slog.New(slog.NewTextHandler(call.Stderr, &slog.HandlerOptions{Level: lvl}))
+	cfg.Out = call.Stdout
 	return loadtest.Run(ctx, cfg)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,26 +16,25 @@ import (
 	"github.com/ledgerworks/ledger/api"
 	"github.com/ledgerworks/ledger/auth"
 	"github.com/ledgerworks/ledger/cluster"
+	"github.com/ledgerworks/ledger/internal/cli"
 )
 
-const healthUsage = `usage: ledger health --http URL [--timeout 2s]
-       ledger health --nats-url URLS --member NAME [--timeout 2s]
+const healthHelp = `Either:
+  ledger health --http URL [--timeout 2s]
+      GET URL; healthy on a 2xx answer
+      (a NATS server: http://127.0.0.1:8222/healthz)
+  ledger health --nats-url URLS --member NAME [--timeout 2s]
+      ask member NAME on ledger.cluster.status.NAME; healthy when it answers
+      and says it is ready (its projection has caught up with the stream)
 
-Exit 0 when healthy, 1 with one line on stderr saying why not. Meant for
-container health checks (the images have no shell and no curl):
-
-  --http URL                  GET URL; healthy on a 2xx answer
-                              (a NATS server: http://127.0.0.1:8222/healthz)
-  --nats-url URLS --member N  ask member N on ledger.cluster.status.N; healthy
-                              when it answers and says it is ready (its
-                              projection has caught up with the stream)
-
-flags:`
+Exit 0 when healthy, 1 with one line on stderr saying why not, 2 when the
+command line is wrong. Meant for container health checks (the images have
+no shell and no curl).`
 
 // healthCmd is `ledger health`: a health check for a container with nothing
 // but our binaries in it.
-func healthCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("health", stderr)
+func healthCmd(ctx context.Context, call *cli.Call, args []string) error {
+	fs := call.Flags()
 	var httpURL, natsURL, member string
 	var timeout time.Duration
 	fs.StringVar(&httpURL, "http", "", "URL to GET (healthy on 2xx)")
@@ -45,31 +43,23 @@ func healthCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&timeout, "timeout", 2*time.Second, "how long to wait for a connection and for each answer")
 	var cred auth.Credentials
 	cred.RegisterFlags(fs, true)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), healthUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := call.Parse(args); err != nil {
 		return err
 	}
 	if timeout <= 0 {
-		return errors.New("health: --timeout must be positive")
+		return cli.Usagef("--timeout must be positive")
 	}
 	switch {
 	case httpURL != "" && (natsURL != "" || member != ""):
-		return errors.New("health: give either --http or --nats-url with --member, not both")
+		return cli.Usagef("give either --http or --nats-url with --member, not both")
 	case httpURL != "":
-		return httpHealth(ctx, httpURL, timeout, stdout)
+		return httpHealth(ctx, httpURL, timeout, call.Stdout)
 	case natsURL != "" && member != "":
-		return memberHealth(ctx, cred, natsURL, member, timeout, stdout)
+		return memberHealth(ctx, cred, natsURL, member, timeout, call.Stdout)
 	case natsURL != "" || member != "":
-		return errors.New("health: --nats-url and --member go together")
+		return cli.Usagef("--nats-url and --member go together")
 	}
-	fs.Usage()
-	return flag.ErrHelp
+	return cli.Usagef("give --http URL, or --nats-url URLS with --member NAME")
 }
 
 // httpHealth GETs url: healthy on a 2xx status.

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ledgerworks/ledger/api"
+	"github.com/ledgerworks/ledger/internal/cli"
 	"github.com/ledgerworks/ledger/internal/ledgertest"
 )
 
@@ -163,21 +162,21 @@ func TestHealthMember(t *testing.T) {
 }
 
 func TestHealthFlags(t *testing.T) {
-	for _, args := range [][]string{{"-h"}, {}} {
-		_, stderr, err := health(t, args...)
-		if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr, "usage: ledger health") || !strings.Contains(stderr, "-member") {
-			t.Errorf("%q: err %v, stderr %q, want the usage", args, err, stderr)
-		}
+	stdout, stderr, err := health(t, "-h")
+	if err != nil || !strings.HasPrefix(stdout, "usage: ledger health") || !strings.Contains(stdout, "--member") || stderr != "" {
+		t.Errorf("-h: err %v, stdout %q, stderr %q, want the usage on stdout", err, stdout, stderr)
 	}
 	for _, args := range [][]string{
+		{},
 		{"--http", "http://127.0.0.1:1/", "--member", "x"},
 		{"--member", "x"},
 		{"--nats-url", "nats://127.0.0.1:1"},
 		{"--http", "http://127.0.0.1:1/", "extra"},
 		{"--http", "http://127.0.0.1:1/", "--timeout", "0s"},
 	} {
-		if _, _, err := health(t, args...); err == nil || errors.Is(err, flag.ErrHelp) {
-			t.Errorf("%q: got %v, want a usage error", args, err)
+		stdout, stderr, err := health(t, args...)
+		if exitStatus(err) != cli.StatusUsage || stdout != "" || !strings.HasPrefix(stderr, "ledger health: ") || !strings.Contains(stderr, "\nusage: ledger health [flags]") {
+			t.Errorf("%q: got %v (exit %d), stderr %q, want a usage error", args, err, exitStatus(err), stderr)
 		}
 	}
 }

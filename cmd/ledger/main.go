@@ -6,8 +6,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -15,75 +13,63 @@ import (
 	"syscall"
 
 	"github.com/ledgerworks/ledger/cluster"
+	"github.com/ledgerworks/ledger/internal/cli"
 	"github.com/ledgerworks/ledger/ledger"
+	"github.com/ledgerworks/ledger/replay"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "ledger:", err)
-		}
-		os.Exit(exitStatus(err))
-	}
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitStatus(err))
 }
 
-const usage = `usage: ledger <command> [flags]
+// Exit statuses of the ledger command (the usage text says them too).
+const (
+	exitError       = cli.StatusError // an error: the command could not do what was asked
+	exitDifferences = 3               // audit ran and found differences: "checked and wrong", not "could not check"
+)
 
-commands:
-  serve    run the ledger (embedded NATS + JetStream, projector, service)
-  status   who owns, stands by for and follows each partition, and how far each member is
-  bench    measure the ledger against raw NATS baselines (docs/PERFORMANCE.md)
-  health   container health check: a NATS server's /healthz or a member's readiness
-  creds    add, revoke and list the users of a credentials file (serve --auth)
+// exitStatus maps run's error to the process exit status, in one place.
+func exitStatus(err error) int {
+	if errors.Is(err, replay.ErrDifferences) {
+		return exitDifferences
+	}
+	return cli.ExitStatus(err)
+}
 
-replay (read the stream only; docs/REPLAY.md):
-  report   billing totals of a period, grouped, as CSV or JSON
-  audit    recompute from the stream and compare with a live projection (exit 2 on differences)
-  hash     chained content hash of a range of the stream
-  at       an account's usage and check answers at a sequence or a time
-  whatif   a period replayed against proposed quotas
+// program is the ledger's command tree: run dispatches on it, its usage
+// lists it, and the CLI test runs every command in it.
+var program = &cli.Command{
+	Name:    "ledger",
+	Summary: "an event-sourced usage ledger on NATS JetStream",
+	Commands: []cli.Command{
+		{Name: "serve", Summary: "run the ledger (embedded NATS + JetStream, projector, service)", Run: serve},
+		{Name: "status", Summary: "who owns, stands by for and follows each partition, and how far each member is", Run: statusCmd},
+		{Name: "bench", Summary: "measure the ledger against raw NATS baselines (docs/PERFORMANCE.md)", Run: bench},
+		{Name: "health", Summary: "container health check: a NATS server's /healthz or a member's readiness", Help: healthHelp, Run: healthCmd},
+		{Name: "creds", Summary: "add, revoke and list the users of a credentials file (serve --auth)", Help: credsHelp, Commands: credsCommands},
+		cli.VersionCommand(),
+		{Name: "report", Group: "replay (read the stream only; docs/REPLAY.md)", Summary: "billing totals of a period, grouped, as CSV or JSON", Run: reportCmd},
+		{Name: "audit", Summary: "recompute from the stream and compare with a live projection (exit 3 on differences)", Help: auditHelp, Run: auditCmd},
+		{Name: "hash", Summary: "chained content hash of a range of the stream", Run: hashCmd},
+		{Name: "at", Summary: "an account's usage and check answers at a sequence or a time", Run: atCmd},
+		{Name: "whatif", Summary: "a period replayed against proposed quotas", Run: whatIfCmd},
+	},
+	Help: `Exit status: 0 done (or a usage asked for with -h), 1 an error, 2 a wrong
+command line (unknown command or flag, a bad or missing flag value), 3 an
+audit that found differences.`,
+}
 
-Run "ledger <command> -h" for the flags of a command.`
-
+// run runs the command line args as main does: it prints the usage, errors
+// and results, and returns the error main maps to an exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "serve":
-		return serve(ctx, args[1:], stderr)
-	case "status":
-		return statusCmd(ctx, args[1:], stdout, stderr)
-	case "bench":
-		return bench(ctx, args[1:], stdout, stderr)
-	case "report":
-		return reportCmd(ctx, args[1:], stdout, stderr)
-	case "audit":
-		return auditCmd(ctx, args[1:], stdout, stderr)
-	case "hash":
-		return hashCmd(ctx, args[1:], stdout, stderr)
-	case "at":
-		return atCmd(ctx, args[1:], stdout, stderr)
-	case "whatif":
-		return whatIfCmd(ctx, args[1:], stdout, stderr)
-	case "health":
-		return healthCmd(ctx, args[1:], stdout, stderr)
-	case "creds":
-		return credsCmd(args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprintln(stdout, usage)
-		return nil
-	}
-	fmt.Fprintln(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	return cli.Run(ctx, program, args, stdout, stderr)
 }
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func serve(ctx context.Context, call *cli.Call, args []string) error {
+	fs := call.Flags()
 	var cfg ledger.Config
 	var durability, level, owns, standby string
 	fs.StringVar(&cfg.DataDir, "data", "./data", "data directory (JetStream files and the projection)")
@@ -102,33 +88,33 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "embedded server: its TLS certificate; with --nats-url: this process's client certificate")
 	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "the key of --tls-cert")
 	fs.StringVar(&cfg.TLS.CAFile, "tls-ca", "", "embedded server: require client certificates signed by this CA; with --nats-url: the CA of the servers' certificates")
-	if err := fs.Parse(args); err != nil {
+	if err := call.Parse(args); err != nil {
 		return err
 	}
 	var err error
 	if cfg.NATSURL != "" {
 		if cfg.AuthFile != "" {
-			return errors.New("--auth is the embedded server's: an external cluster's servers carry the users (ledger creds config)")
+			return cli.Usagef("--auth is the embedded server's: an external cluster's servers carry the users (ledger creds config)")
 		}
 		// Against an external cluster the TLS flags are the client's.
 		cfg.Credentials.CAFile, cfg.Credentials.CertFile, cfg.Credentials.KeyFile = cfg.TLS.CAFile, cfg.TLS.CertFile, cfg.TLS.KeyFile
 		cfg.TLS = ledger.ServerTLS{}
 	}
 	if cfg.Assignment.Owns, err = cluster.ParsePartitions(owns); err != nil {
-		return fmt.Errorf("--owns: %w", err)
+		return cli.Usagef("--owns: %v", err)
 	}
 	if cfg.Assignment.Standby, err = cluster.ParsePartitions(standby); err != nil {
-		return fmt.Errorf("--standby: %w", err)
+		return cli.Usagef("--standby: %v", err)
 	}
 	if cfg.NATSURL == "" && cfg.Stream.Replicas > 1 {
-		return fmt.Errorf("--replicas %d needs a cluster (--nats-url): the embedded server is one node", cfg.Stream.Replicas)
+		return cli.Usagef("--replicas %d needs a cluster (--nats-url): the embedded server is one node", cfg.Stream.Replicas)
 	}
 	cfg.Durability = ledger.Durability(durability)
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return fmt.Errorf("log level: %w", err)
+		return cli.Usagef("--log-level: %v", err)
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	cfg.Logger = slog.New(slog.NewTextHandler(call.Stderr, &slog.HandlerOptions{Level: lvl}))
 	l, err := ledger.Start(ctx, cfg)
 	if err != nil {
 		return err

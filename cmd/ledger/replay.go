@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,14 +18,16 @@ import (
 
 	"github.com/ledgerworks/ledger/auth"
 	"github.com/ledgerworks/ledger/events"
+	"github.com/ledgerworks/ledger/internal/cli"
 	"github.com/ledgerworks/ledger/replay"
 )
 
 // streamFlags are the flags of every command that reads the stream.
 type streamFlags struct {
-	url, stream, partitions, progress string
-	cred                              auth.Credentials
-	batch                             int
+	url, stream, partitions string
+	cred                    auth.Credentials
+	batch                   int
+	progress                replay.ProgressFlags
 }
 
 func (f *streamFlags) register(fs *flag.FlagSet) {
@@ -35,14 +36,14 @@ func (f *streamFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.stream, "stream", "", "ledger stream (default LEDGER)")
 	fs.StringVar(&f.partitions, "partitions", "", "comma-separated partitions to read (default all)")
 	fs.IntVar(&f.batch, "batch", 0, "messages per pull (default 10000)")
-	fs.StringVar(&f.progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, lines otherwise), bar, lines or off")
+	f.progress.Register(fs)
 }
 
 // open connects and returns the stream source; the caller closes nc.
 func (f *streamFlags) open() (*nats.Conn, *replay.StreamSource, error) {
 	parts, err := replay.ParsePartitions(f.partitions)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, cli.Usagef("--partitions: %v", err)
 	}
 	nc, js, err := replay.Dial(replay.DialOptions{URL: f.url, Credentials: f.cred, Name: "ledger-replay"})
 	if err != nil {
@@ -56,12 +57,9 @@ func (f *streamFlags) open() (*nats.Conn, *replay.StreamSource, error) {
 	return nc, src, nil
 }
 
-func (f *streamFlags) progressOn(stderr io.Writer, label string) (*replay.Progress, error) {
-	mode, err := replay.ParseProgressMode(f.progress)
-	if err != nil {
-		return nil, err
-	}
-	return replay.NewProgress(stderr, label, mode), nil
+// progressOn is the command's progress display (nil: none).
+func (f *streamFlags) progressOn(call *cli.Call, label string) *replay.Progress {
+	return f.progress.New(call.Stdout, call.Stderr, label)
 }
 
 // periodFlags are --from, --to and --tz.
@@ -77,16 +75,16 @@ func (p *periodFlags) register(fs *flag.FlagSet) {
 
 func (p *periodFlags) parse() (from, to time.Time, loc *time.Location, err error) {
 	if p.from == "" || p.to == "" {
-		return from, to, nil, errors.New("--from and --to are required")
+		return from, to, nil, cli.Usagef("--from and --to are required")
 	}
 	if loc, err = events.LoadZone(p.tz); err != nil {
-		return from, to, nil, fmt.Errorf("--tz: %w", err)
+		return from, to, nil, cli.Usagef("--tz: %v", err)
 	}
 	if from, err = replay.ParseTime(p.from, loc); err != nil {
-		return from, to, nil, fmt.Errorf("--from: %w", err)
+		return from, to, nil, cli.Usagef("--from: %v", err)
 	}
 	if to, err = replay.ParseTime(p.to, loc); err != nil {
-		return from, to, nil, fmt.Errorf("--to: %w", err)
+		return from, to, nil, cli.Usagef("--to: %v", err)
 	}
 	return from, to, loc, nil
 }
@@ -114,22 +112,9 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-func noArgs(fs *flag.FlagSet) error {
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected arguments %q", fs.Name(), fs.Args())
-	}
-	return nil
-}
-
 // hash: the chained content hash of a range of the stream.
-func hashCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("hash", stderr)
+func hashCmd(ctx context.Context, call *cli.Call, args []string) error {
+	fs := call.Flags()
 	var sf streamFlags
 	sf.register(fs)
 	var from, to uint64
@@ -137,10 +122,7 @@ func hashCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Uint64Var(&from, "from-seq", 1, "first stream sequence")
 	fs.Uint64Var(&to, "to-seq", 0, "last stream sequence (default: the last when the command starts)")
 	fs.StringVar(&format, "format", "text", "text or json")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := call.Parse(args); err != nil {
 		return err
 	}
 	nc, src, err := sf.open()
@@ -148,18 +130,14 @@ func hashCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer nc.Close()
-	prog, err := sf.progressOn(stderr, "hash")
-	if err != nil {
-		return err
-	}
-	res, err := replay.HashRange(ctx, src, replay.Range{From: from, To: to}, prog)
+	res, err := replay.HashRange(ctx, src, replay.Range{From: from, To: to}, sf.progressOn(call, "hash"))
 	if err != nil {
 		return err
 	}
 	if format == "json" {
-		return writeJSON(stdout, res)
+		return writeJSON(call.Stdout, res)
 	}
-	fmt.Fprintf(stdout, "sequences %d-%d: %d messages, %d events\nchained sha256 %s\n", res.FromSeq, res.ThroughSeq, res.Messages, res.Events, res.ChainedSHA256)
+	fmt.Fprintf(call.Stdout, "sequences %d-%d: %d messages, %d events\nchained sha256 %s\n", res.FromSeq, res.ThroughSeq, res.Messages, res.Events, res.ChainedSHA256)
 	return nil
 }
 
@@ -177,8 +155,8 @@ func (c *checkList) Set(s string) error {
 }
 
 // at: an account's usage and check answers at a sequence or a time.
-func atCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("at", stderr)
+func atCmd(ctx context.Context, call *cli.Call, args []string) error {
+	fs := call.Flags()
 	var sf streamFlags
 	sf.register(fs)
 	var tenant, at, now, tz, ckpt, format string
@@ -192,28 +170,25 @@ func atCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&ckpt, "checkpoint", "", "start from this checkpoint (made by projector checkpoint) instead of sequence 1")
 	fs.Var(&checks, "check", `a call to evaluate, as JSON: {"dims":{"user":"ana","model":"gpt-4o"},"groups":["staff"],"request":{"tokens":1000}} (repeatable)`)
 	fs.StringVar(&format, "format", "json", "json or text")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := call.Parse(args); err != nil {
 		return err
 	}
 	loc, err := events.LoadZone(tz)
 	if err != nil {
-		return fmt.Errorf("--tz: %w", err)
+		return cli.Usagef("--tz: %v", err)
 	}
 	o := replay.AtOptions{Seq: seq, Checkpoint: ckpt}
 	if (seq == 0) == (at == "") {
-		return errors.New("give one of --seq and --time")
+		return cli.Usagef("give one of --seq and --time")
 	}
 	if at != "" {
 		if o.Time, err = replay.ParseTime(at, loc); err != nil {
-			return fmt.Errorf("--time: %w", err)
+			return cli.Usagef("--time: %v", err)
 		}
 	}
 	if now != "" {
 		if o.Now, err = replay.ParseTime(now, loc); err != nil {
-			return fmt.Errorf("--now: %w", err)
+			return cli.Usagef("--now: %v", err)
 		}
 	}
 	nc, src, err := sf.open()
@@ -221,13 +196,12 @@ func atCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	if o.Progress, err = sf.progressOn(stderr, "fold"); err != nil {
-		return err
-	}
+	o.Progress = sf.progressOn(call, "fold")
 	snap, err := replay.At(ctx, src, tenant, checks, o)
 	if err != nil {
 		return err
 	}
+	stdout := call.Stdout
 	if format == "json" {
 		return writeJSON(stdout, snap)
 	}
@@ -264,8 +238,8 @@ func pairsOf[K ~string](m map[K]int64) string {
 }
 
 // whatif: a period replayed against proposed quotas.
-func whatIfCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("whatif", stderr)
+func whatIfCmd(ctx context.Context, call *cli.Call, args []string) error {
+	fs := call.Flags()
 	var sf streamFlags
 	sf.register(fs)
 	var pf periodFlags
@@ -278,15 +252,15 @@ func whatIfCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Uint64Var(&through, "through-seq", 0, "last stream sequence read (default: the last when the command starts)")
 	fs.StringVar(&format, "format", "text", "text or json")
 	fs.StringVar(&out, "out", "", "write to this file instead of stdout")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
+	if err := call.Parse(args); err != nil {
 		return err
 	}
 	from, to, loc, err := pf.parse()
 	if err != nil {
 		return err
+	}
+	if quotas == "" {
+		return cli.Usagef("--quotas FILE is required")
 	}
 	f, err := os.Open(quotas)
 	if err != nil {
@@ -303,15 +277,13 @@ func whatIfCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer nc.Close()
 	o := replay.WhatIfOptions{From: from, To: to, Location: loc, Through: through, CountDenied: countDenied}
-	if o.Progress, err = sf.progressOn(stderr, "whatif"); err != nil {
-		return err
-	}
+	o.Progress = sf.progressOn(call, "whatif")
 	rep, err := replay.WhatIf(ctx, src, prop, o)
 	if err != nil {
 		return err
 	}
 	if format == "json" {
-		return writeOut(out, stdout, rep.WriteJSON)
+		return writeOut(out, call.Stdout, rep.WriteJSON)
 	}
-	return writeOut(out, stdout, rep.WriteText)
+	return writeOut(out, call.Stdout, rep.WriteText)
 }

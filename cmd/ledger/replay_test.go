@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ledgerworks/ledger/events"
+	"github.com/ledgerworks/ledger/internal/cli"
 	"github.com/ledgerworks/ledger/internal/ledgertest"
 	"github.com/ledgerworks/ledger/ledger"
 	"github.com/ledgerworks/ledger/projections"
@@ -67,6 +68,25 @@ func TestReportCommand(t *testing.T) {
 			}
 		}
 	}
+	// Progress: auto (the default) shows nothing when stdout and stderr are
+	// not terminals, --quiet nothing whatever --progress says, lines one line
+	// at the end at least.
+	for _, c := range []struct {
+		args  []string
+		lines bool
+	}{
+		{nil, false},
+		{[]string{"--quiet", "--progress", "lines"}, false},
+		{[]string{"--progress", "lines"}, true},
+	} {
+		out, stderr, err := ledgerCmd(t, append([]string{"report", "--nats-url", url, "--from", "2026-03-28", "--to", "2026-03-30"}, c.args...)...)
+		if err != nil || !strings.HasPrefix(out, "# ledger usage report") {
+			t.Fatalf("report %q: %v\n%s", c.args, err, out)
+		}
+		if got := strings.Contains(stderr, "report: seq "); got != c.lines || (!c.lines && stderr != "") {
+			t.Errorf("report %q: stderr %q", c.args, stderr)
+		}
+	}
 	file := filepath.Join(t.TempDir(), "r.csv")
 	if _, _, err := ledgerCmd(t, "report", "--nats-url", url, "--progress", "lines", "--from", "2026-03-28", "--to", "2026-03-30", "--out", file); err != nil {
 		t.Fatal(err)
@@ -89,7 +109,8 @@ func TestReportCommand(t *testing.T) {
 }
 
 // The audit command passes an untouched projection, and names the account
-// whose counter was changed behind the ledger's back, exiting with status 2.
+// whose counter was changed behind the ledger's back, exiting with status 3
+// (2 is a wrong command line).
 func TestAuditCommand(t *testing.T) {
 	srv, js := rt.Stream(t)
 	bs := rt.Generate(rt.GenOptions{Seed: 5, Events: 2_000, Tenants: 4, Start: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)})
@@ -142,8 +163,11 @@ func TestAuditCommand(t *testing.T) {
 	if jerr := json.Unmarshal([]byte(out), &res); jerr != nil || err == nil || len(res.Differences) != 1 || res.Differences[0].Tenant != "t02" {
 		t.Fatalf("json: %v %v\n%s", err, jerr, out)
 	}
-	if _, _, err := ledgerCmd(t, "audit", "--nats-url", srv.URL()); err == nil || exitStatus(err) != exitError {
-		t.Fatalf("audit without a projection: %v", err)
+	if _, stderr, err := ledgerCmd(t, "audit", "--nats-url", srv.URL()); exitStatus(err) != cli.StatusUsage || !strings.HasPrefix(stderr, "ledger audit: give one of --projection DIR and --service\nusage: ledger audit") {
+		t.Fatalf("audit without a projection: %v (exit %d)\n%s", err, exitStatus(err), stderr)
+	}
+	if _, _, err := ledgerCmd(t, "audit", "--nats-url", "nats://127.0.0.1:1", "--service"); exitStatus(err) != exitError {
+		t.Fatalf("audit with no server: %v (exit %d)", err, exitStatus(err))
 	}
 }
 

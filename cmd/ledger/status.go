@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -16,21 +14,22 @@ import (
 	"github.com/ledgerworks/ledger/auth"
 	"github.com/ledgerworks/ledger/client"
 	"github.com/ledgerworks/ledger/cluster"
+	"github.com/ledgerworks/ledger/internal/cli"
 )
 
 // statusCmd prints every member of the cluster that answers within --wait:
 // what it owns, stands by for or follows, and how far its projection is.
-func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func statusCmd(ctx context.Context, call *cli.Call, args []string) error {
+	fs := call.Flags()
 	url := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server (or comma-separated cluster URLs)")
 	wait := fs.Duration("wait", time.Second, "how long to gather answers (nobody knows how many members there are)")
 	asJSON := fs.Bool("json", false, "print the members' status as JSON")
 	var cred auth.Credentials
 	cred.RegisterFlags(fs, true)
-	if err := fs.Parse(args); err != nil {
+	if err := call.Parse(args); err != nil {
 		return err
 	}
+	stdout := call.Stdout
 	nc, err := cred.Connect(*url, nats.Name("ledger-status"), nats.Timeout(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", *url, err)

@@ -1,29 +1,27 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"sort"
 
+	"github.com/ledgerworks/ledger/internal/cli"
 	"github.com/ledgerworks/ledger/projections"
 	"github.com/ledgerworks/ledger/replay"
 )
 
 // digest: the state digest of a projection at its applied sequence.
-func digestCmd(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("digest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func digestCmd(_ context.Context, call *cli.Call, args []string) error {
+	fs := call.Flags()
 	var dir, format string
 	fs.StringVar(&dir, "data", "", "projection directory (its projector stopped: Pebble lets one process open it)")
 	fs.StringVar(&format, "format", "text", "text or json (with a digest per entry kind)")
-	if err := fs.Parse(args); err != nil {
+	if err := call.Parse(args); err != nil {
 		return err
 	}
 	if dir == "" {
-		return errors.New("digest: --data is required")
+		return cli.Usagef("--data is required")
 	}
 	store, err := projections.OpenStore(dir, projections.StoreOptions{})
 	if err != nil {
@@ -34,6 +32,7 @@ func digestCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stdout := call.Stdout
 	if format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -39,8 +39,8 @@ func digestLine(t *testing.T, out string) string {
 	return ""
 }
 
-// projector with no subcommand runs a projector as before; rebuild, digest
-// and checkpoint agree with it: the rebuilt projection, the one resumed after
+// projector serve runs a projector; rebuild, digest and checkpoint agree
+// with it: the rebuilt projection, the one resumed after
 // a stop, and the one rebuilt from a checkpoint all have its digest.
 func TestProjectorCommands(t *testing.T) {
 	srv, js := rt.Stream(t)
@@ -55,7 +55,7 @@ func TestProjectorCommands(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		var errOut bytes.Buffer
-		done <- run(ctx, []string{"--nats-url", url, "--data", live, "--member", "live", "--log-level", "error"}, &bytes.Buffer{}, &errOut)
+		done <- run(ctx, []string{"serve", "--nats-url", url, "--data", live, "--member", "live", "--log-level", "error"}, &bytes.Buffer{}, &errOut)
 	}()
 	c, err := client.New(ledgertest.Connect(t, url))
 	if err != nil {

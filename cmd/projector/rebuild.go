@@ -3,23 +3,21 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/ledgerworks/ledger/auth"
+	"github.com/ledgerworks/ledger/internal/cli"
 	"github.com/ledgerworks/ledger/replay"
 )
 
 // rebuild: fold the stream into a projection directory, from sequence 1, from
 // a checkpoint, or resuming from what the directory holds.
-func rebuildCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var url, stream, parts, ckpt, progress, format string
+func rebuildCmd(ctx context.Context, call *cli.Call, args []string) error {
+	fs := call.Flags()
+	var url, stream, parts, ckpt, format string
 	var cred auth.Credentials
+	var progress replay.ProgressFlags
 	var o replay.RebuildOptions
 	var batch int
 	fs.StringVar(&url, "nats-url", "nats://127.0.0.1:4222", "NATS server holding the ledger stream (read access is enough)")
@@ -30,24 +28,20 @@ func rebuildCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&ckpt, "from-checkpoint", "", "start from this checkpoint (projector checkpoint) instead of sequence 1; --data must not exist")
 	fs.Uint64Var(&o.Fold.Through, "to-seq", 0, "last sequence to fold (default: the stream's last when the rebuild starts)")
 	fs.IntVar(&batch, "batch", 0, "messages per pull and per Pebble commit (default 10000)")
-	fs.StringVar(&progress, "progress", "auto", "progress on stderr: auto, bar, lines or off")
+	progress.Register(fs)
 	fs.StringVar(&format, "format", "text", "text or json")
-	if err := fs.Parse(args); err != nil {
+	if err := call.Parse(args); err != nil {
 		return err
 	}
 	if o.Dir == "" {
-		return errors.New("rebuild: --data is required")
+		return cli.Usagef("--data is required")
 	}
 	o.Checkpoint = ckpt
 	partitions, err := replay.ParsePartitions(parts)
 	if err != nil {
-		return err
+		return cli.Usagef("--partitions: %v", err)
 	}
-	mode, err := replay.ParseProgressMode(progress)
-	if err != nil {
-		return err
-	}
-	o.Fold.Progress = replay.NewProgress(stderr, "rebuild", mode)
+	o.Fold.Progress = progress.New(call.Stdout, call.Stderr, "rebuild")
 	nc, js, err := replay.Dial(replay.DialOptions{URL: url, Credentials: cred, Name: "ledger-rebuild"})
 	if err != nil {
 		return err
@@ -64,6 +58,7 @@ func rebuildCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return err
 	}
+	stdout := call.Stdout
 	if format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
