@@ -47,48 +47,65 @@ type LimitStatus struct {
 // quota ID then limit order.
 func Statuses(t *Tenant, c Counters, call Call, now time.Time) []LimitStatus {
 	var out []LimitStatus
-	op := call.Dims[events.DimOperation]
 	for _, id := range t.QuotaIDs() {
 		qs := t.Quotas[id]
-		q := &qs.Quota
-		if !q.Matches(call.Dims, call.Groups) {
+		if !qs.Quota.Matches(call.Dims, call.Groups) {
 			continue
 		}
-		split := q.SplitKey(call.Dims)
-		for i, l := range q.Limits {
-			k := CounterKey{Tenant: t.Name, Quota: q.ID, Epoch: t.epoch(q.ID, split), Split: split, Limit: qs.LimitKey(i)}
-			st := LimitStatus{Quota: q.ID, Split: split, Limit: l, Soft: q.IsSoft(), Requested: Amount(q, l.Metric, &call.Request, op)}
-			switch l.Metric {
-			case events.MetricConcurrent:
-				if call.Permit {
-					st.Requested = 1
-				}
-				st.Used, st.Reserved, _ = c.Sum(k, 0, 0)
-				st.ResetsAt = t.nextPermit(k, now)
-				fill(&st, q, l)
-				out = append(out, st)
-				continue
-			case events.MetricWorkflows:
-				st.Requested = call.Workflows
+		out = appendStatuses(out, t, c, qs, qs.Quota.SplitKey(call.Dims), &call, now)
+	}
+	return out
+}
+
+// QuotaStatuses returns the status of every limit of quota id for one split
+// value (see events.Quota.SplitKey), as a check asking for nothing would
+// see it; nil when the tenant has no such quota. Dashboards show each
+// split of a quota with it.
+func QuotaStatuses(t *Tenant, c Counters, id, split string, now time.Time) []LimitStatus {
+	qs, ok := t.Quotas[id]
+	if !ok {
+		return nil
+	}
+	return appendStatuses(nil, t, c, qs, split, &Call{}, now)
+}
+
+// appendStatuses appends the status of every limit of quota qs for split.
+func appendStatuses(out []LimitStatus, t *Tenant, c Counters, qs *QuotaState, split string, call *Call, now time.Time) []LimitStatus {
+	q := &qs.Quota
+	op := call.Dims[events.DimOperation]
+	for i, l := range q.Limits {
+		k := CounterKey{Tenant: t.Name, Quota: q.ID, Epoch: t.epoch(q.ID, split), Split: split, Limit: qs.LimitKey(i)}
+		st := LimitStatus{Quota: q.ID, Split: split, Limit: l, Soft: q.IsSoft(), Requested: Amount(q, l.Metric, &call.Request, op)}
+		switch l.Metric {
+		case events.MetricConcurrent:
+			if call.Permit {
+				st.Requested = 1
 			}
-			var span Span
-			open := true
-			if l.Window.Kind == events.Rolling {
-				span, open = rollingSpan(l.Window, t.RollingStart(qs, i, split), now)
-			} else {
-				span = SpanAt(l.Window, now)
-			}
-			st.WindowStart, st.ResetsAt = span.Start, span.ResetsAt
-			if open {
-				var oldest int64
-				st.Used, st.Reserved, oldest = c.Sum(k, span.From, span.To)
-				if l.Window.Kind == events.Sliding && oldest != 0 {
-					st.ResetsAt = time.Unix(oldest+int64(l.Window.Length()/time.Second), 0).UTC()
-				}
-			}
+			st.Used, st.Reserved, _ = c.Sum(k, 0, 0)
+			st.ResetsAt = t.nextPermit(k, now)
 			fill(&st, q, l)
 			out = append(out, st)
+			continue
+		case events.MetricWorkflows:
+			st.Requested = call.Workflows
 		}
+		var span Span
+		open := true
+		if l.Window.Kind == events.Rolling {
+			span, open = rollingSpan(l.Window, t.RollingStart(qs, i, split), now)
+		} else {
+			span = SpanAt(l.Window, now)
+		}
+		st.WindowStart, st.ResetsAt = span.Start, span.ResetsAt
+		if open {
+			var oldest int64
+			st.Used, st.Reserved, oldest = c.Sum(k, span.From, span.To)
+			if l.Window.Kind == events.Sliding && oldest != 0 {
+				st.ResetsAt = time.Unix(oldest+int64(l.Window.Length()/time.Second), 0).UTC()
+			}
+		}
+		fill(&st, q, l)
+		out = append(out, st)
 	}
 	return out
 }
