@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,7 +18,8 @@ import (
 )
 
 const credsHelp = `Every command takes --auth FILE, the credentials file of "ledger serve --auth
-FILE"; a running ledger reloads it within a second of a change.
+FILE"; a running ledger reloads it within a second of a change (token only
+checks its user there when given it).
 
 Roles: producer and service (of one --tenant), admin (of one --tenant, or of
 all), auditor, ledger, projector. docs/SECURITY.md has what each may do.`
@@ -28,6 +30,7 @@ var credsCommands = []cli.Command{
 	{Name: "revoke", Summary: `remove a user from FILE: a running "ledger serve --auth FILE" disconnects it within a second`, Run: credsRevokeCmd},
 	{Name: "ls", Summary: "list FILE's users: name, role, tenant, inbox prefix, key", Run: credsLsCmd},
 	{Name: "config", Summary: "print the nats-server authorization block of FILE's users, for an external cluster (include it, then nats-server --signal reload)", Run: credsConfigCmd},
+	{Name: "token", Summary: "print a sign-in token for the web dashboard, signed with an admin's or auditor's seed (--nkey)", Help: credsTokenHelp, Run: credsTokenCmd},
 }
 
 // authFlag adds --auth, which every creds command requires.
@@ -190,4 +193,64 @@ func writeNATSContext(path, seed, url string, u auth.User) error {
 		err = cerr
 	}
 	return err
+}
+
+const credsTokenHelp = `The token is the user's public key and an expiry, signed with the seed: the
+seed itself never leaves this machine. Paste the token into the dashboard's
+sign-in form (ledger serve --auth FILE --http ADDR). The dashboard checks it
+against FILE's users on every request, so revoking the user ends it at once.`
+
+func credsTokenCmd(_ context.Context, call *cli.Call, args []string) error {
+	fs := call.Flags()
+	path := fs.String("auth", "", "credentials file: when given, the key must be an admin or auditor there")
+	nkey := fs.String("nkey", "", "the user's nkey seed file, as creds add --out wrote it (required)")
+	ttl := fs.Duration("ttl", auth.DefaultTokenTTL, "how long the token signs in, at most 744h")
+	if err := call.Parse(args); err != nil {
+		return err
+	}
+	if *nkey == "" {
+		return cli.Usagef("--nkey FILE is required: the seed of the admin or auditor the token signs in")
+	}
+	if *ttl <= 0 || *ttl > auth.MaxTokenTTL {
+		return cli.Usagef("--ttl %s: more than 0 and at most %s", *ttl, auth.MaxTokenTTL)
+	}
+	return credsToken(*path, *nkey, *ttl, call.Stdout, call.Stderr)
+}
+
+// credsToken prints a dashboard sign-in token of the seed's user (package
+// auth's token): the token alone on stdout, what it is on stderr. With a
+// credentials file it first checks that the key is an admin or auditor
+// there, which is what the dashboard will check.
+func credsToken(path, nkey string, ttl time.Duration, stdout, stderr io.Writer) error {
+	id, err := auth.LoadIdentity(nkey)
+	if err != nil {
+		return err
+	}
+	who := id.PublicKey()
+	if path != "" {
+		f, err := auth.Load(path)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(f.Users, func(u auth.User) bool { return u.NKey == id.PublicKey() })
+		if i < 0 {
+			return fmt.Errorf("%s: the key of %s is not a user there (revoked, or another file)", path, nkey)
+		}
+		u := f.Users[i]
+		if u.Role != auth.RoleAdmin && u.Role != auth.RoleAuditor {
+			return fmt.Errorf("%s is a %s: only admins and auditors sign in to the dashboard", u.Name, u.Role)
+		}
+		who = u.Name + " (" + string(u.Role)
+		if u.Tenant != "" {
+			who += " of " + u.Tenant
+		}
+		who += ")"
+	}
+	token, exp, err := auth.NewToken(id, ttl, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, token)
+	fmt.Fprintf(stderr, "token of %s, valid until %s: paste it into the dashboard's sign-in form; revoking the user ends it at once\n", who, exp.UTC().Format(time.RFC3339))
+	return nil
 }

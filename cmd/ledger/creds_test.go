@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/ledgerworks/ledger/auth"
+	"github.com/ledgerworks/ledger/internal/cli"
 	"github.com/ledgerworks/ledger/ledger"
 )
 
@@ -442,5 +443,88 @@ func TestServeAuthOnEveryInterface(t *testing.T) {
 	nc.Close()
 	if _, err := (auth.Credentials{}).Connect(url); err == nil {
 		t.Error("an anonymous client connected")
+	}
+}
+
+// TestCredsToken: creds token prints a dashboard token of the seed's user,
+// alone on stdout, that package auth verifies against the file; with
+// --auth it refuses a key that is not an admin or auditor there; a wrong
+// command line prints nothing on stdout and exits with the usage status.
+func TestCredsToken(t *testing.T) {
+	dir := t.TempDir()
+	authFile := filepath.Join(dir, "auth.json")
+	seeds := map[string]string{}
+	for _, u := range []auth.User{
+		{Name: "acme-admin", Role: auth.RoleAdmin, Tenant: "acme"},
+		{Name: "auditor", Role: auth.RoleAuditor},
+		{Name: "acme-svc", Role: auth.RoleService, Tenant: "acme"},
+		{Name: "gone", Role: auth.RoleAdmin},
+	} {
+		seeds[u.Name] = filepath.Join(dir, u.Name+".nk")
+		args := []string{"creds", "add", "--auth", authFile, "--name", u.Name, "--role", string(u.Role), "--out", seeds[u.Name]}
+		if u.Tenant != "" {
+			args = append(args, "--tenant", u.Tenant)
+		}
+		if _, stderr, err := runLedger(t, args...); err != nil {
+			t.Fatalf("creds add %s: %v\n%s", u.Name, err, stderr)
+		}
+	}
+	if _, stderr, err := runLedger(t, "creds", "revoke", "--auth", authFile, "--name", "gone"); err != nil {
+		t.Fatalf("revoke: %v\n%s", err, stderr)
+	}
+	f, err := auth.Load(authFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := []auth.Role{auth.RoleAdmin, auth.RoleAuditor}
+
+	for _, c := range []struct {
+		args    []string
+		user    string
+		ttl     time.Duration
+		stderrs string
+	}{
+		{[]string{"--nkey", seeds["acme-admin"]}, "acme-admin", auth.DefaultTokenTTL, "valid until"},
+		{[]string{"--nkey", seeds["acme-admin"], "--auth", authFile}, "acme-admin", auth.DefaultTokenTTL, "acme-admin (admin of acme)"},
+		{[]string{"--nkey", seeds["auditor"], "--auth", authFile, "--ttl", "2h"}, "auditor", 2 * time.Hour, "auditor (auditor)"},
+	} {
+		before := time.Now().Truncate(time.Second)
+		out, stderr, err := runLedger(t, append([]string{"creds", "token"}, c.args...)...)
+		if err != nil {
+			t.Fatalf("creds token %v: %v\n%s", c.args, err, stderr)
+		}
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if len(lines) != 1 || !strings.Contains(stderr, c.stderrs) {
+			t.Errorf("creds token %v: stdout %q, stderr %q", c.args, out, stderr)
+		}
+		u, exp, err := auth.VerifyToken(lines[0], f.Users, time.Now(), roles...)
+		if err != nil || u.Name != c.user {
+			t.Errorf("creds token %v: the token signs in %q (%v), want %s", c.args, u.Name, err, c.user)
+		}
+		if exp.Before(before.Add(c.ttl)) || exp.After(time.Now().Add(c.ttl)) {
+			t.Errorf("creds token %v: expires %s, want %s from now", c.args, exp, c.ttl)
+		}
+	}
+
+	for _, c := range []struct {
+		args  []string
+		usage bool
+		want  string
+	}{
+		{nil, true, "--nkey FILE is required"},
+		{[]string{"--nkey", seeds["auditor"], "--ttl", "0s"}, true, "--ttl"},
+		{[]string{"--nkey", seeds["auditor"], "--ttl", "800h"}, true, "--ttl"},
+		{[]string{"--nkey", seeds["acme-svc"], "--auth", authFile}, false, "only admins and auditors"},
+		{[]string{"--nkey", seeds["gone"], "--auth", authFile}, false, "not a user there"},
+		{[]string{"--nkey", authFile}, false, "not an nkey seed file"},
+		{[]string{"--nkey", filepath.Join(dir, "missing.nk")}, false, "no such file"},
+	} {
+		out, stderr, err := runLedger(t, append([]string{"creds", "token"}, c.args...)...)
+		if err == nil || out != "" || !strings.Contains(stderr+err.Error(), c.want) {
+			t.Errorf("creds token %v: stdout %q, err %v, stderr %q; want a refusal saying %q", c.args, out, err, stderr, c.want)
+		}
+		if usage := cli.ExitStatus(err) == cli.StatusUsage; usage != c.usage {
+			t.Errorf("creds token %v: exit status %d", c.args, cli.ExitStatus(err))
+		}
 	}
 }
