@@ -43,6 +43,8 @@ func forbiddenImport(path string) string {
 		return "randomness"
 	case under("net"):
 		return "the network"
+	case under("github.com/prometheus"), under("github.com/ledgerworks/ledger/metrics"):
+		return "metrics: they are counted at the edges"
 	}
 	return ""
 }

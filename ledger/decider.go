@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/ledgerworks/ledger/events"
+	"github.com/ledgerworks/ledger/metrics"
 	"github.com/ledgerworks/ledger/projections"
 )
 
@@ -34,6 +35,8 @@ type decider struct {
 	now    func() time.Time
 	wait   time.Duration
 	log    *slog.Logger
+	// metrics count the sweep's expirations (nil: not counted).
+	metrics *metrics.Metrics
 
 	mu      sync.Mutex
 	tenants map[string]*tenantQueue
@@ -297,7 +300,17 @@ func (d *decider) sweepExpiries(ctx context.Context, every time.Duration, owns f
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, _, err := d.Submit(ctx, k.Tenant, Expire{Reservation: k.Reservation}); err != nil && ctx.Err() == nil {
+				start := time.Now()
+				dec, _, err := d.Submit(ctx, k.Tenant, Expire{Reservation: k.Reservation})
+				if ctx.Err() != nil {
+					return
+				}
+				outcome := dec.Outcome
+				if outcome == "" {
+					outcome = "none" // nothing left to expire: settled, or expired by another instance
+				}
+				d.metrics.Decision("expire", decisionResult(outcome, err), time.Since(start))
+				if err != nil {
 					d.log.Warn("expire reservation", "tenant", k.Tenant, "reservation", k.Reservation, "err", err)
 				}
 			}()

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,6 +21,7 @@ import (
 	"github.com/ledgerworks/ledger/auth"
 	"github.com/ledgerworks/ledger/cluster"
 	"github.com/ledgerworks/ledger/events"
+	"github.com/ledgerworks/ledger/metrics"
 	"github.com/ledgerworks/ledger/projections"
 )
 
@@ -63,7 +66,16 @@ type Config struct {
 	// as an owner that was deposed and has not noticed yet would. Only for
 	// tests of the fence, which must keep decisions exact even then.
 	Unleased bool
-	Logger   *slog.Logger
+	// HTTP is the address of the operator's HTTP listener (/metrics,
+	// /healthz, /readyz; docs/OPERATIONS.md); empty: none.
+	HTTP string
+	// ReadyMaxLag is how many stream messages the projection may have left
+	// to fold for /readyz to say ready (default DefaultReadyMaxLag).
+	ReadyMaxLag uint64
+	// Dashboard, when set, is served on the HTTP listener at "/" (every
+	// path but the three above): the hook for package dashboard.
+	Dashboard http.Handler
+	Logger    *slog.Logger
 }
 
 // Ledger is a running ledger: optionally an embedded NATS server, the stream,
@@ -81,6 +93,9 @@ type Ledger struct {
 	service    *Service
 	member     *cluster.Member
 	status     *statusResponder
+	metrics    *metrics.Metrics
+	http       *httpServer
+	started    atomic.Bool // Start has returned the ledger
 	cancel     context.CancelFunc
 	done       chan struct{}
 	runErr     error
@@ -98,8 +113,11 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 	if cfg.ExpirySweep <= 0 {
 		cfg.ExpirySweep = 250 * time.Millisecond
 	}
+	if cfg.ReadyMaxLag == 0 {
+		cfg.ReadyMaxLag = DefaultReadyMaxLag
+	}
 	log := cfg.Logger
-	l := &Ledger{cfg: cfg, done: make(chan struct{})}
+	l := &Ledger{cfg: cfg, done: make(chan struct{}), metrics: metrics.New()}
 	defer func() {
 		if err != nil { // l, not the nil every failed return gives back
 			l.shutdown()
@@ -184,6 +202,7 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 	}
 	sopts := cfg.Service
 	sopts.Logger = log
+	sopts.Metrics = l.metrics
 	l.service, err = NewService(l.nc, NewAppender(js), l.projector, cfg.Member, sopts)
 	if err != nil {
 		return nil, err
@@ -197,6 +216,18 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 			log.Error("projector stopped", "err", err)
 		}
 	}()
+	// The HTTP listener is up while the ledger catches up and claims its
+	// partitions, which can take a while: /healthz answers, /readyz says
+	// why it is not ready yet.
+	if cfg.HTTP != "" {
+		ready := &readiness{js: js, stream: l.stream, proj: l.projector, parts: asg.Partitions(), maxLag: cfg.ReadyMaxLag, started: &l.started}
+		if ready.target, err = LastSeqOf(ctx, l.stream, l.projector.Filters()); err != nil {
+			return nil, fmt.Errorf("read the stream's last sequence: %w", err)
+		}
+		if l.http, err = startHTTP(cfg.HTTP, l.metrics, ready, cfg.Dashboard, log); err != nil {
+			return nil, err
+		}
+	}
 	// Partitions are claimed once the projection has caught up, so the
 	// projector runs first.
 	if cfg.Unleased {
@@ -219,6 +250,17 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 	if l.auth != nil {
 		go l.watchAuth(runCtx, time.Second)
 	}
+	// Registered last: the scrape reads what Start has set up.
+	parts := asg.Partitions()
+	if err := l.metrics.Watch(metrics.Sources{
+		Projector: l.projector, Store: l.store, Conn: l.nc, Partitions: l.partitionStates,
+		Stream: func(ctx context.Context) (metrics.StreamState, error) {
+			return streamState(ctx, js, l.stream, parts, l.projector.Applied())
+		},
+	}); err != nil {
+		return nil, err
+	}
+	l.started.Store(true)
 	log.Info("ledger started", "nats", l.ClientURL(), "embedded", l.srv != nil, "data", cfg.DataDir, "member", cfg.Member,
 		"owns", cluster.FormatPartitions(asg.Owns), "standby", cluster.FormatPartitions(asg.Standby), "replicas", replicas, "applied_seq", l.projector.Applied())
 	return l, nil
@@ -262,6 +304,18 @@ func (l *Ledger) partitionStates() []api.PartitionStatus {
 	return out
 }
 
+// Metrics are the ledger's metrics, served on its HTTP listener's /metrics.
+func (l *Ledger) Metrics() *metrics.Metrics { return l.metrics }
+
+// HTTPAddr is the address the HTTP listener is bound to ("" without one):
+// Config.HTTP with its port filled in when it asked for port 0.
+func (l *Ledger) HTTPAddr() string {
+	if l.http == nil {
+		return ""
+	}
+	return l.http.addr()
+}
+
 // Member is the ledger's membership of the cluster (nil when Unleased).
 func (l *Ledger) Member() *cluster.Member { return l.member }
 
@@ -294,6 +348,9 @@ func (l *Ledger) Close() error {
 
 func (l *Ledger) shutdown() {
 	l.closeOnce.Do(func() {
+		if l.http != nil {
+			l.http.close() // first: a scrape reads everything below
+		}
 		if l.member != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			l.member.Leave(ctx)

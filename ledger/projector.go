@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/ledgerworks/ledger/auth"
 	"github.com/ledgerworks/ledger/cluster"
 	"github.com/ledgerworks/ledger/events"
+	"github.com/ledgerworks/ledger/metrics"
 	"github.com/ledgerworks/ledger/projections"
 )
 
@@ -30,7 +32,16 @@ type ProjectorConfig struct {
 	Member    string
 	Store     projections.StoreOptions
 	Projector projections.ProjectorOptions
-	Logger    *slog.Logger
+	// HTTP is the address of the operator's HTTP listener (/metrics,
+	// /healthz, /readyz, as a ledger's); empty: none. ReadyMaxLag and
+	// Dashboard are as in Config.
+	HTTP        string
+	ReadyMaxLag uint64
+	Dashboard   http.Handler
+	// OnHTTP, when set, is called with the address the HTTP listener is
+	// bound to once it serves (HTTP may ask for port 0).
+	OnHTTP func(addr string)
+	Logger *slog.Logger
 }
 
 // RunProjector folds the stream (Projector.Partitions of it, or all) into
@@ -88,6 +99,32 @@ func RunProjector(ctx context.Context, cfg ProjectorConfig) error {
 		return err
 	}
 	defer status.stop()
+	if cfg.HTTP != "" {
+		m := metrics.New()
+		if err := m.Watch(metrics.Sources{
+			Projector: p, Store: store, Conn: nc, Partitions: func() []api.PartitionStatus { return followed },
+			Stream: func(ctx context.Context) (metrics.StreamState, error) {
+				return streamState(ctx, js, stream, parts, p.Applied())
+			},
+		}); err != nil {
+			return err
+		}
+		if cfg.ReadyMaxLag == 0 {
+			cfg.ReadyMaxLag = DefaultReadyMaxLag
+		}
+		ready := &readiness{js: js, stream: stream, proj: p, parts: parts, maxLag: cfg.ReadyMaxLag}
+		if ready.target, err = LastSeqOf(ctx, stream, p.Filters()); err != nil {
+			return fmt.Errorf("read the stream's last sequence: %w", err)
+		}
+		srv, err := startHTTP(cfg.HTTP, m, ready, cfg.Dashboard, cfg.Logger)
+		if err != nil {
+			return err
+		}
+		defer srv.close() // deferred last, so run first: before the store closes
+		if cfg.OnHTTP != nil {
+			cfg.OnHTTP(srv.addr())
+		}
+	}
 	cfg.Logger.Info("projector started", "nats", cfg.NATSURL, "data", cfg.DataDir, "member", cfg.Member, "applied_seq", p.Applied(), "filters", popts.Filters())
 	runErr := p.Run(ctx)
 	cfg.Logger.Info("projector stopped", "applied_seq", p.Applied())

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ledgerworks/ledger/api"
 	"github.com/ledgerworks/ledger/events"
+	"github.com/ledgerworks/ledger/metrics"
 	"github.com/ledgerworks/ledger/projections"
 )
 
@@ -32,7 +33,9 @@ type ServiceOptions struct {
 	WaitTimeout time.Duration
 	// MaxInFlight bounds requests handled at once (default 1024).
 	MaxInFlight int
-	Logger      *slog.Logger
+	// Metrics count checks and decisions (nil: not counted).
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 func (o ServiceOptions) withDefaults() ServiceOptions {
@@ -101,6 +104,7 @@ func NewService(nc *nats.Conn, app *Appender, proj *projections.Projector, membe
 		return nil, fmt.Errorf("ledger stream: %w", err)
 	}
 	s.dec = newDecider(app, proj, st, opts.Now, opts.WaitTimeout, opts.Logger)
+	s.dec.metrics = opts.Metrics
 	return s, nil
 }
 
@@ -150,9 +154,10 @@ func (s *Service) Serve(p int, epoch uint64) error {
 		return fmt.Errorf("add micro service: %w", err)
 	}
 	for _, ep := range s.endpoints() {
-		h := s.readHandler(p, ep.h)
+		eh := s.instrument(ep.name, ep.h)
+		h := s.readHandler(p, eh)
 		if ep.write {
-			h = s.handler(p, ep.h)
+			h = s.handler(p, eh)
 		}
 		if err := svc.AddEndpoint(ep.name, h, micro.WithEndpointSubject(api.PartitionSubject(ep.subject, p))); err != nil {
 			svc.Stop()

@@ -111,6 +111,7 @@ func (s *Service) batch(ctx context.Context, in request) (any, error) {
 	if n := len(req.Ops); n == 0 || n > api.MaxBatchOps {
 		return nil, &events.Error{Code: events.CodeInvalidArgument, Message: fmt.Sprintf("a batch carries 1 to %d operations, got %d", api.MaxBatchOps, n), Details: map[string]any{"field": "ops"}}
 	}
+	start := time.Now() // each operation is counted from here to its answer
 	results := make([]api.BatchResult, len(req.Ops))
 	pending := make([]*pendingCommand, len(req.Ops))
 	var (
@@ -121,6 +122,7 @@ func (s *Service) batch(ctx context.Context, in request) (any, error) {
 		cmd, err := batchCommand(op, in.tenant)
 		if err != nil {
 			results[i].Error = events.AsError(err)
+			s.opts.Metrics.Decision(batchOp(op), decisionResult("", err), time.Since(start))
 			continue
 		}
 		cmds, at = append(cmds, cmd), append(at, i)
@@ -134,6 +136,7 @@ func (s *Service) batch(ctx context.Context, in request) (any, error) {
 			continue
 		}
 		dec, seq, err := s.dec.await(ctx, p)
+		s.opts.Metrics.Decision(batchOp(req.Ops[i]), decisionResult(dec.Outcome, err), time.Since(start))
 		switch op := req.Ops[i]; {
 		case err != nil:
 			results[i].Error = events.AsError(err)

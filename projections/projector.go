@@ -30,6 +30,10 @@ type ProjectorOptions struct {
 	MaxBatchBytes int
 	// MaxTenants caps the tenant states kept in memory (default 100,000).
 	MaxTenants int
+	// BeforeFold, when set, is called before each batch of stream messages
+	// is folded. Tests block in it to make the projection fall behind the
+	// stream for as long as they choose; it must return once ctx is done.
+	BeforeFold func(ctx context.Context)
 	Logger     *slog.Logger
 }
 
@@ -79,6 +83,7 @@ type Projector struct {
 
 	applied  atomic.Uint64
 	rejected atomic.Uint64
+	stats    projectorStats
 	waitMu   sync.Mutex
 	advanced chan struct{} // closed and replaced after every commit
 }
@@ -98,6 +103,11 @@ func NewProjector(js jetstream.JetStream, store *Store, opts ProjectorOptions) (
 	}
 	p := &Projector{js: js, store: store, opts: opts, log: opts.Logger, tenants: map[string]*Tenant{}, advanced: make(chan struct{})}
 	p.applied.Store(applied)
+	open, err := store.openReservations()
+	if err != nil {
+		return nil, fmt.Errorf("count open reservations: %w", err)
+	}
+	p.stats.open.add(open)
 	return p, nil
 }
 
@@ -240,6 +250,9 @@ func (p *Projector) follow(ctx context.Context) (stalled bool, err error) {
 				break drain
 			}
 		}
+		if p.opts.BeforeFold != nil {
+			p.opts.BeforeFold(ctx)
+		}
 		if err := p.apply(batch); err != nil {
 			return false, err
 		}
@@ -312,11 +325,13 @@ func (p *Projector) Apply(msgs []Message) error {
 	type eventKey struct{ tenant, id string }
 	inBatch := map[eventKey]struct{}{}
 	var last uint64
+	var st foldStats // added to p.stats once committed
 	for _, m := range msgs {
 		if m.Seq <= p.applied.Load() {
 			continue // already folded (a redelivery after a reconnect)
 		}
 		last = m.Seq
+		st.messages++
 		tenant, class, err := events.ParseSubject(m.Subject)
 		if err != nil {
 			p.reject("subject", m.Seq, err)
@@ -340,6 +355,7 @@ func (p *Projector) Apply(msgs []Message) error {
 			}
 			dk := eventKey{tenant, ev.ID}
 			if _, dup := inBatch[dk]; dup {
+				st.duplicates++
 				continue
 			}
 			dup, err := p.store.Seen(tenant, ev.ID)
@@ -347,6 +363,7 @@ func (p *Projector) Apply(msgs []Message) error {
 				return fmt.Errorf("dedup %s/%s: %w", tenant, ev.ID, err)
 			}
 			if dup {
+				st.duplicates++
 				continue
 			}
 			inBatch[dk] = struct{}{}
@@ -378,6 +395,7 @@ func (p *Projector) Apply(msgs []Message) error {
 		t.Observe(f.meta)
 		dirty[f.tenant] = t
 		for _, ev := range f.evs {
+			st.observe(t, ev)
 			Evolve(t, ev, f.meta, d)
 		}
 	}
@@ -392,6 +410,7 @@ func (p *Projector) Apply(msgs []Message) error {
 		return fmt.Errorf("commit through sequence %d: %w", last, err)
 	}
 	p.applied.Store(last)
+	p.stats.add(&st)
 	if len(p.tenants) > p.opts.MaxTenants {
 		for name := range p.tenants { // every state is in the store; drop any
 			delete(p.tenants, name)
