@@ -295,9 +295,10 @@ func (h *handler) partitions(w http.ResponseWriter, r *http.Request, _ viewer) {
 // events streams a live view as server-sent events: "tenant" (the
 // tenant's view, with ?tenant=) or "tenants" (the list page of ?prefix,
 // ?after, ?limit), and "partitions", each sent again when it changes, at
-// most every MinInterval, and looked at again every Refresh; a comment
-// line every Heartbeat. It ends when the client goes, or with a
-// "signedout" event when the viewer's token no longer signs in.
+// most every MinInterval (a list page every second), and looked at again
+// every Refresh; a comment line every Heartbeat. It ends when the client
+// goes, or with a "signedout" event when the viewer's token no longer
+// signs in.
 func (h *handler) events(w http.ResponseWriter, r *http.Request, v viewer) {
 	tenant := r.URL.Query().Get("tenant")
 	if tenant != "" && !checkTenant(w, v, tenant) {
@@ -326,6 +327,12 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request, v viewer) {
 	s := &stream{w: w, rc: rc}
 	s.write([]byte("retry: 2000\n\n"))
 
+	minInterval := h.opts.MinInterval
+	if tenant == "" {
+		// A page of the list summarises up to a page of tenants: once a
+		// second is live enough.
+		minInterval = max(minInterval, time.Second)
+	}
 	heartbeat := time.NewTicker(h.opts.Heartbeat)
 	defer heartbeat.Stop()
 	refresh := time.NewTicker(h.opts.Refresh)
@@ -370,7 +377,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request, v viewer) {
 		if refreshed {
 			partsAt = time.Time{}
 		}
-		if d := h.opts.MinInterval - time.Since(sent); d > 0 {
+		if d := minInterval - time.Since(sent); d > 0 {
 			select {
 			case <-ctx.Done():
 				return

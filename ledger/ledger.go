@@ -73,7 +73,8 @@ type Config struct {
 	// to fold for /readyz to say ready (default DefaultReadyMaxLag).
 	ReadyMaxLag uint64
 	// Dashboard, when set, is served on the HTTP listener at "/" (every
-	// path but the three above): the hook for package dashboard.
+	// path but the three above) instead of the ledger's own dashboard
+	// (Ledger.Dashboard, package dashboard).
 	Dashboard http.Handler
 	Logger    *slog.Logger
 }
@@ -96,6 +97,9 @@ type Ledger struct {
 	metrics    *metrics.Metrics
 	http       *httpServer
 	started    atomic.Bool // Start has returned the ledger
+	dashOnce   sync.Once
+	dash       http.Handler // Dashboard's, once made
+	dashSrc    *dashSource
 	cancel     context.CancelFunc
 	done       chan struct{}
 	runErr     error
@@ -224,7 +228,7 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 		if ready.target, err = LastSeqOf(ctx, l.stream, l.projector.Filters()); err != nil {
 			return nil, fmt.Errorf("read the stream's last sequence: %w", err)
 		}
-		if l.http, err = startHTTP(cfg.HTTP, l.metrics, ready, cfg.Dashboard, log); err != nil {
+		if l.http, err = startHTTP(cfg.HTTP, l.metrics, ready, l.dashboardHandler(), log); err != nil {
 			return nil, err
 		}
 	}

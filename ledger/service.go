@@ -72,6 +72,8 @@ type Service struct {
 	wg     sync.WaitGroup
 	member string
 
+	denials *denialLog // the latest denials, for the dashboard (denials.go)
+
 	mu    sync.Mutex
 	parts map[int]micro.Service
 	// replies holds *[]byte: buffers the write handlers encode their
@@ -105,6 +107,7 @@ func NewService(nc *nats.Conn, app *Appender, proj *projections.Projector, membe
 	}
 	s.dec = newDecider(app, proj, st, opts.Now, opts.WaitTimeout, opts.Logger)
 	s.dec.metrics = opts.Metrics
+	s.denials = newDenialLog()
 	return s, nil
 }
 
@@ -154,7 +157,7 @@ func (s *Service) Serve(p int, epoch uint64) error {
 		return fmt.Errorf("add micro service: %w", err)
 	}
 	for _, ep := range s.endpoints() {
-		eh := s.instrument(ep.name, ep.h)
+		eh := s.noteDenials(ep.name, s.instrument(ep.name, ep.h))
 		h := s.readHandler(p, eh)
 		if ep.write {
 			h = s.handler(p, eh)

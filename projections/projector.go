@@ -123,6 +123,14 @@ func (p *Projector) Applied() uint64 { return p.applied.Load() }
 // subject of their class (events.CheckPlacement).
 func (p *Projector) Rejected() uint64 { return p.rejected.Load() }
 
+// Advanced returns a channel that is closed at the projector's next
+// commit: watchers (a dashboard) take it, wait, read, and take it again.
+func (p *Projector) Advanced() <-chan struct{} {
+	p.waitMu.Lock()
+	defer p.waitMu.Unlock()
+	return p.advanced
+}
+
 // WaitApplied blocks until the projection covers stream sequence seq.
 func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
 	for {
