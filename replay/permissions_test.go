@@ -17,15 +17,14 @@ import (
 	rt "github.com/ledgerworks/ledger/replay/replaytest"
 )
 
-// AuditorPermissions are the NATS permissions docs/REPLAY.md gives a
-// read-only auditor of the stream LEDGER.
+// auditorPermissions are all a read-only auditor of the stream LEDGER
+// needs: the stream's info and direct gets, and its own inboxes. No consumer
+// API: a push consumer would deliver to any subject its creator names.
 var auditorPermissions = &server.Permissions{
 	Publish: &server.SubjectPermission{Allow: []string{
-		"$JS.API.INFO",
 		"$JS.API.STREAM.INFO.LEDGER",
-		"$JS.API.CONSUMER.CREATE.LEDGER.>",
-		"$JS.API.CONSUMER.MSG.NEXT.LEDGER.>",
-		"$JS.API.CONSUMER.DELETE.LEDGER.>",
+		"$JS.API.DIRECT.GET.LEDGER",
+		"$JS.API.DIRECT.GET.LEDGER.>",
 	}},
 	Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
 }
