@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -81,17 +82,21 @@ func (s *httpServer) close() {
 }
 
 // readiness answers /readyz: ready once the process has started, its
-// projection has caught up with the stream as it was at start, the stream
-// answers, and the projection has at most maxLag messages left to fold.
+// projection has caught up with the stream as the first look found it, the
+// stream answers, and the projection has at most maxLag messages left to
+// fold.
 type readiness struct {
 	js      jetstream.JetStream
 	stream  jetstream.Stream
 	proj    *projections.Projector
-	parts   []int  // the partitions the projection folds
-	target  uint64 // the last sequence of those partitions at start
+	parts   []int // the partitions the projection folds
 	maxLag  uint64
 	started *atomic.Bool // nil: started from the beginning
-	caught  atomic.Bool  // reached target once
+
+	mu     sync.Mutex
+	target uint64 // the last sequence of those partitions at the first look (0: not looked yet)
+	looked bool
+	caught bool // reached target once
 }
 
 // readyReply is /readyz's body.
@@ -118,12 +123,27 @@ func (r *readiness) check(ctx context.Context) readyReply {
 	for _, l := range st.Lag {
 		out.LagMessages += l.Messages
 	}
-	if !r.caught.Load() {
-		if applied < r.target {
-			out.Reason = fmt.Sprintf("catching up: applied sequence %d of %d, the stream's last at start", applied, r.target)
+	// A process that starts behind catches up with what the stream held
+	// when it was first asked, before the lag bound is enough: a member
+	// starting under load is never exactly caught up. The first look is
+	// here, not at start, so that a stream still electing its leader does
+	// not stop the process from starting.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.looked {
+		target, err := LastSeqOf(ctx, r.stream, r.proj.Filters())
+		if err != nil {
+			out.Reason = "the stream does not answer: " + err.Error()
 			return out
 		}
-		r.caught.Store(true)
+		r.target, r.looked = target, true
+	}
+	if !r.caught {
+		if applied < r.target {
+			out.Reason = fmt.Sprintf("catching up: applied sequence %d of %d, the stream's last when first asked", applied, r.target)
+			return out
+		}
+		r.caught = true
 	}
 	if out.LagMessages > r.maxLag {
 		out.Reason = fmt.Sprintf("the projection is %d messages behind the stream (at most %d for ready)", out.LagMessages, r.maxLag)

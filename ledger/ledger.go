@@ -225,9 +225,6 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 	// why it is not ready yet.
 	if cfg.HTTP != "" {
 		ready := &readiness{js: js, stream: l.stream, proj: l.projector, parts: asg.Partitions(), maxLag: cfg.ReadyMaxLag, started: &l.started}
-		if ready.target, err = LastSeqOf(ctx, l.stream, l.projector.Filters()); err != nil {
-			return nil, fmt.Errorf("read the stream's last sequence: %w", err)
-		}
 		if l.http, err = startHTTP(cfg.HTTP, l.metrics, ready, l.dashboardHandler(), log); err != nil {
 			return nil, err
 		}

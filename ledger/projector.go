@@ -113,9 +113,6 @@ func RunProjector(ctx context.Context, cfg ProjectorConfig) error {
 			cfg.ReadyMaxLag = DefaultReadyMaxLag
 		}
 		ready := &readiness{js: js, stream: stream, proj: p, parts: parts, maxLag: cfg.ReadyMaxLag}
-		if ready.target, err = LastSeqOf(ctx, stream, p.Filters()); err != nil {
-			return fmt.Errorf("read the stream's last sequence: %w", err)
-		}
 		srv, err := startHTTP(cfg.HTTP, m, ready, cfg.Dashboard, cfg.Logger)
 		if err != nil {
 			return err
