@@ -181,7 +181,7 @@ func waitForStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger
 		cancel()
 		switch {
 		case err == nil:
-			return stream, nil
+			return ReadFromLeader(js, stream), nil
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		case !errors.Is(err, jetstream.ErrStreamNotFound) && !transient(err):

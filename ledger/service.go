@@ -105,6 +105,8 @@ func NewService(nc *nats.Conn, app *Appender, proj *projections.Projector, membe
 	if err != nil {
 		return nil, fmt.Errorf("ledger stream: %w", err)
 	}
+	// The fence and read-your-writes must see every acknowledged append.
+	st = ReadFromLeader(app.js, st)
 	s.dec = newDecider(app, proj, st, opts.Now, opts.WaitTimeout, opts.Logger)
 	s.dec.metrics = opts.Metrics
 	s.denials = newDenialLog()
