@@ -9,7 +9,7 @@
 //
 // The parts:
 //
-//	source.go      Source: the stream (a pull consumer) or messages in memory
+//	source.go      Source: the stream (batched direct gets) or messages in memory
 //	scan.go        Scanner: the projector's acceptance rules (subjects and
 //	               placement, decoding, validation, first occurrence of
 //	               (tenant, id) wins)

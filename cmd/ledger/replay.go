@@ -35,7 +35,7 @@ func (f *streamFlags) register(fs *flag.FlagSet) {
 	f.cred.RegisterFlags(fs, true)
 	fs.StringVar(&f.stream, "stream", "", "ledger stream (default LEDGER)")
 	fs.StringVar(&f.partitions, "partitions", "", "comma-separated partitions to read (default all)")
-	fs.IntVar(&f.batch, "batch", 0, "messages per pull (default 10000)")
+	fs.IntVar(&f.batch, "batch", 0, "messages per direct-get batch (default 10000)")
 	f.progress.Register(fs)
 }
 

@@ -27,7 +27,7 @@ func rebuildCmd(ctx context.Context, call *cli.Call, args []string) error {
 	fs.StringVar(&o.Dir, "data", "", "projection directory: created, or resumed from its applied sequence")
 	fs.StringVar(&ckpt, "from-checkpoint", "", "start from this checkpoint (projector checkpoint) instead of sequence 1; --data must not exist")
 	fs.Uint64Var(&o.Fold.Through, "to-seq", 0, "last sequence to fold (default: the stream's last when the rebuild starts)")
-	fs.IntVar(&batch, "batch", 0, "messages per pull and per Pebble commit (default 10000)")
+	fs.IntVar(&batch, "batch", 0, "messages per direct-get batch and per Pebble commit (default 10000)")
 	progress.Register(fs)
 	fs.StringVar(&format, "format", "text", "text or json")
 	if err := call.Parse(args); err != nil {
