@@ -61,6 +61,7 @@ func serve(ctx context.Context, call *cli.Call, args []string) error {
 	fs.StringVar(&cfg.Member, "member", "", "this projector's name in the cluster's status (default: host name and a hash of --data)")
 	fs.StringVar(&parts, "partitions", "", `partitions to fold, e.g. "0-7" or "1,3" (default all)`)
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.HTTP, "http", "", `address of the operator's HTTP listener, e.g. "127.0.0.1:8080": /metrics, /healthz, /readyz (docs/OPERATIONS.md); none by default`)
 	cfg.Credentials.RegisterFlags(fs, true)
 	if err := call.Parse(args); err != nil {
 		return err
