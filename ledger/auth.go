@@ -16,8 +16,10 @@ import (
 // the credentials file. Its key is made at start and never written down.
 const selfUserName = "_ledger-self"
 
-// embeddedAuth is the embedded server's authentication: the credentials
-// file it follows and the ledger's own identity on it.
+// embeddedAuth is the credentials file the ledger follows: the embedded
+// server's users, with the ledger's own identity on it, or, against an
+// external cluster (whose servers carry the NATS users), only who may sign
+// in to the dashboard.
 type embeddedAuth struct {
 	path  string
 	self  *auth.Identity // nil when Config.Credentials names the ledger's user
@@ -28,9 +30,9 @@ type embeddedAuth struct {
 // loadEmbeddedAuth reads the credentials file the embedded server starts
 // with. A file that is missing or malformed stops the start: a server told
 // to authenticate must not run open or with half its users.
-func loadEmbeddedAuth(path string, own auth.Credentials) (*embeddedAuth, error) {
+func loadEmbeddedAuth(path string, own auth.Credentials, embedded bool) (*embeddedAuth, error) {
 	a := &embeddedAuth{path: path}
-	if own.NKeyFile == "" && own.CredsFile == "" {
+	if embedded && own.NKeyFile == "" && own.CredsFile == "" {
 		id, err := auth.NewIdentity()
 		if err != nil {
 			return nil, err
@@ -86,8 +88,10 @@ func (l *Ledger) ReloadAuth() error {
 	if err != nil || !changed {
 		return err
 	}
-	if err := ReloadUsers(l.srv, l.serverOpts, l.auth.users); err != nil {
-		return fmt.Errorf("reload users: %w", err)
+	if l.srv != nil {
+		if err := ReloadUsers(l.srv, l.serverOpts, l.auth.users); err != nil {
+			return fmt.Errorf("reload users: %w", err)
+		}
 	}
 	l.cfg.Logger.Info("credentials reloaded", "file", l.auth.path, "users", len(l.auth.users))
 	return nil

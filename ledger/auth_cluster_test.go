@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,6 +49,8 @@ func TestPermissionTableOnExternalCluster(t *testing.T) {
 		Credentials: auth.Credentials{NKeyFile: seeds["ledger-a"]},
 		Stream:      ledger.StreamOptions{Replicas: 3},
 		Member:      "ledger-a",
+		AuthFile:    path, // against a cluster: who may sign in to the dashboard
+		HTTP:        "127.0.0.1:0",
 	})
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -86,4 +89,15 @@ func TestPermissionTableOnExternalCluster(t *testing.T) {
 		return false
 	})
 	runPermissionTable(t, url, seeds)
+
+	// The dashboard asks for a sign-in: the cluster's ledger follows the
+	// credentials file for it.
+	resp, err := http.Get("http://" + l.HTTPAddr() + "/api/tenants")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the dashboard's tenants without signing in: %s, want 401", resp.Status)
+	}
 }

@@ -55,6 +55,8 @@ type Config struct {
 	// AuthFile turns authentication on for the embedded server: only the
 	// users of this credentials file (package auth) may connect, each
 	// with its role's permissions. The ledger reloads it when it changes.
+	// With NATSURL the servers carry the NATS users (ledger creds config)
+	// and the file only says who may sign in to the dashboard.
 	AuthFile string
 	// Credentials are how this process signs in: to the external server
 	// of NATSURL, or to the embedded one (default there: a key made at
@@ -133,7 +135,7 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 	if cfg.NATSURL == "" {
 		l.serverOpts = ServerOptions{Listen: cfg.Listen, StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Durability: cfg.Durability, Logger: log, TLS: cfg.TLS}
 		if cfg.AuthFile != "" {
-			if l.auth, err = loadEmbeddedAuth(cfg.AuthFile, cfg.Credentials); err != nil {
+			if l.auth, err = loadEmbeddedAuth(cfg.AuthFile, cfg.Credentials, true); err != nil {
 				return nil, err
 			}
 			l.serverOpts.Users = l.auth.users
@@ -154,6 +156,11 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 		inProcessURL := "nats://" + strings.TrimPrefix(l.srv.ClientURL(), "tls://")
 		l.nc, err = nats.Connect(inProcessURL, append(opts, nats.InProcessServer(l.srv), nats.Name("ledger"))...)
 	} else {
+		if cfg.AuthFile != "" { // the dashboard's sign-in only: the servers carry the NATS users
+			if l.auth, err = loadEmbeddedAuth(cfg.AuthFile, cfg.Credentials, false); err != nil {
+				return nil, err
+			}
+		}
 		var opts []nats.Option
 		if opts, err = connectOptions(cfg, nil); err != nil {
 			return nil, err

@@ -83,7 +83,7 @@ func serve(ctx context.Context, call *cli.Call, args []string) error {
 	fs.StringVar(&standby, "standby", "", `partitions to stand by for, e.g. "8-15": folded, taken over when their owner's lease lapses`)
 	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 0, "how long an owner's lease outlives its last renewal; failover takes about 1-1.5x this (default 2s)")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&cfg.AuthFile, "auth", "", "credentials file (ledger creds add): the embedded server lets in only its users, with their roles' permissions, and reloads it when it changes or on SIGHUP")
+	fs.StringVar(&cfg.AuthFile, "auth", "", "credentials file (ledger creds add): the embedded server lets in only its users, with their roles' permissions, and reloads it when it changes or on SIGHUP; the dashboard (--http) signs in its admins and auditors. With --nats-url it guards the dashboard only (the servers carry the NATS users: ledger creds config)")
 	cfg.Credentials.RegisterFlags(fs, false)
 	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "embedded server: its TLS certificate; with --nats-url: this process's client certificate")
 	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "the key of --tls-cert")
@@ -94,9 +94,6 @@ func serve(ctx context.Context, call *cli.Call, args []string) error {
 	}
 	var err error
 	if cfg.NATSURL != "" {
-		if cfg.AuthFile != "" {
-			return cli.Usagef("--auth is the embedded server's: an external cluster's servers carry the users (ledger creds config)")
-		}
 		// Against an external cluster the TLS flags are the client's.
 		cfg.Credentials.CAFile, cfg.Credentials.CertFile, cfg.Credentials.KeyFile = cfg.TLS.CAFile, cfg.TLS.CertFile, cfg.TLS.KeyFile
 		cfg.TLS = ledger.ServerTLS{}
