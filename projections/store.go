@@ -36,6 +36,9 @@ type StoreOptions struct {
 	// FS is the file system the store lives in (default: the operating
 	// system's). Tests put one in front that fails reads on demand.
 	FS vfs.FS
+	// MustExist refuses to open a directory that holds no store instead
+	// of making one there: what commands that only read a store want.
+	MustExist bool
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {
@@ -117,11 +120,22 @@ type Store struct {
 // OpenStore opens (or creates) a store in dir.
 func OpenStore(dir string, o StoreOptions) (*Store, error) {
 	o = o.withDefaults()
+	if o.MustExist {
+		// Pebble makes the directory before it finds no store in it.
+		fs := o.FS
+		if fs == nil {
+			fs = vfs.Default
+		}
+		if _, err := fs.Stat(dir); err != nil {
+			return nil, fmt.Errorf("open projection store %s: %w", dir, err)
+		}
+	}
 	// Pebble charges its memtables to the block cache: give it room for
 	// them on top of CacheBytes, or they take all of it and no block is ever
 	// cached (every read then goes to the file system).
 	cache := pebble.NewCache(o.CacheBytes + memTableStopWrites*int64(o.MemTableBytes))
 	opts := &pebble.Options{
+		ErrorIfNotExists:            o.MustExist,
 		Cache:                       cache,
 		FS:                          o.FS,
 		MemTableSize:                o.MemTableBytes,

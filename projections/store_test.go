@@ -2,6 +2,9 @@ package projections
 
 import (
 	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
 	"flag"
 	"fmt"
 	"maps"
@@ -1066,5 +1069,16 @@ func TestTenantRoundTrip(t *testing.T) {
 		if mem.c[k] != n {
 			t.Fatalf("counter %+v: %d reloading, %d in memory", k, n, mem.c[k])
 		}
+	}
+}
+
+// A store opened for reading only (MustExist) is never made where none is.
+func TestOpenStoreMustExist(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "none")
+	if _, err := OpenStore(dir, StoreOptions{MustExist: true}); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("open a missing store: %v, want os.ErrNotExist", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the directory was made: %v", err)
 	}
 }

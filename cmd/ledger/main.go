@@ -88,7 +88,7 @@ func serve(ctx context.Context, call *cli.Call, args []string) error {
 	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "embedded server: its TLS certificate; with --nats-url: this process's client certificate")
 	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "the key of --tls-cert")
 	fs.StringVar(&cfg.TLS.CAFile, "tls-ca", "", "embedded server: require client certificates signed by this CA; with --nats-url: the CA of the servers' certificates")
-	fs.StringVar(&cfg.HTTP, "http", "", `address of the operator's HTTP listener, e.g. "127.0.0.1:8080": /metrics, /healthz, /readyz (docs/OPERATIONS.md); none by default`)
+	fs.StringVar(&cfg.HTTP, "http", "", `address of the operator's HTTP listener, e.g. "127.0.0.1:8080": the live dashboard at /, /metrics, /healthz, /readyz (docs/OPERATIONS.md); none by default`)
 	if err := call.Parse(args); err != nil {
 		return err
 	}

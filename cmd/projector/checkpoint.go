@@ -22,7 +22,7 @@ func checkpointCmd(_ context.Context, call *cli.Call, args []string) error {
 	if dir == "" || out == "" {
 		return cli.Usagef("--data and --out are required")
 	}
-	store, err := projections.OpenStore(dir, projections.StoreOptions{})
+	store, err := projections.OpenStore(dir, projections.StoreOptions{MustExist: true})
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ func digestCmd(_ context.Context, call *cli.Call, args []string) error {
 	if dir == "" {
 		return cli.Usagef("--data is required")
 	}
-	store, err := projections.OpenStore(dir, projections.StoreOptions{})
+	store, err := projections.OpenStore(dir, projections.StoreOptions{MustExist: true})
 	if err != nil {
 		return err
 	}
