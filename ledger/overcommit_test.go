@@ -72,9 +72,12 @@ func reserveAll(ctx context.Context, conns []*nats.Conn, tenant string, dims eve
 }
 
 // reservedNow is what the projection holds for the tenant's calls.
-func reservedNow(t *testing.T, ctx context.Context, c *client.Client, tenant string, dims events.Dimensions) []api.LimitStatus {
+func reservedNow(t *testing.T, ctx context.Context, nc *nats.Conn, c *client.Client, tenant string, dims events.Dimensions) []api.LimitStatus {
 	t.Helper()
-	r, err := c.Check(ctx, api.CheckRequest{Tenant: tenant, Dims: dims})
+	// After every decision appended: a grant is answered once appended,
+	// and may not be folded yet.
+	last := streamLastSeq(t, ctx, ledgertest.JetStream(t, nc))
+	r, err := c.Check(ctx, api.CheckRequest{Tenant: tenant, Dims: dims, AfterSeq: last})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +103,7 @@ func TestNoOverCommit(t *testing.T) {
 		if g := granted.Load(); g != n {
 			t.Fatalf("granted %d reservations of 1 token against a limit of %d", g, n)
 		}
-		st := reservedNow(t, ctx, c, "solo", events.Dimensions{"user": "u"})
+		st := reservedNow(t, ctx, nc, c, "solo", events.Dimensions{"user": "u"})
 		if len(st) != 1 || st[0].Reserved != n || st[0].Remaining != 0 {
 			t.Fatalf("projection after the run: %+v", st)
 		}
