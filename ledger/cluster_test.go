@@ -777,10 +777,21 @@ func TestNetworkPartitionMinorityStopsDeciding(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"member-a", "member-b"} {
-		ledgertest.Eventually(t, time.Minute, name+" to fold the stream to its end", func() bool {
-			st, err := cMaj.Member(ctx, name)
-			return err == nil && st.Ready && st.AppliedSeq == last
-		})
+		var st *api.MemberStatus
+		func() {
+			defer func() {
+				if t.Failed() {
+					t.Logf("%s's last status: %+v (the stream's last sequence %d)", name, st, last)
+				}
+			}()
+			ledgertest.Eventually(t, time.Minute, name+" to fold the stream to its end", func() bool {
+				got, err := cMaj.Member(ctx, name)
+				if err == nil {
+					st = got
+				}
+				return err == nil && got.Ready && got.AppliedSeq == last
+			})
+		}()
 	}
 	owned, ok := owners(ctx, cMaj, "member-a", "member-b")
 	if !ok || len(owned[p]) != 1 {
