@@ -102,28 +102,12 @@ func decodeInto[T any](r *mp.Reader, v *T, zero func(*T) bool, read func(*mp.Rea
 	return true
 }
 
-func appendStrMap(b []byte, m map[string]string) []byte {
-	var buf [12]string
-	keys := mp.SortedKeys(m, buf[:])
-	b = mp.AppendMapLen(b, len(keys))
-	for _, k := range keys {
-		b = mp.AppendStr(b, k)
-		b = mp.AppendStr(b, m[k])
-	}
-	return b
-}
-
 func amountsEmpty(a *events.Amounts) bool {
 	return a.Tokens == 0 && a.InputTokens == 0 && a.OutputTokens == 0 && a.Requests == 0 && a.Cost == 0 && len(a.Actions) == 0
 }
 
 // amountsZero is amountsEmpty without even an empty map: the zero value.
 func amountsZero(a *events.Amounts) bool { return amountsEmpty(a) && a.Actions == nil }
-
-func appendAmounts(b []byte, a *events.Amounts) []byte {
-	b = mp.AppendMapLen(b, a.MsgpackFields())
-	return a.AppendMsgpackFields(b, mp.AppendInt)
-}
 
 func appendCheckRequest(b []byte, r *CheckRequest) []byte {
 	n := 1
@@ -144,18 +128,15 @@ func appendCheckRequest(b []byte, r *CheckRequest) []byte {
 	b = mp.AppendStr(b, r.Tenant)
 	if len(r.Dims) > 0 {
 		b = mp.AppendStr(b, "dims")
-		b = appendStrMap(b, r.Dims)
+		b = mp.AppendStrMap(b, r.Dims)
 	}
 	if len(r.Groups) > 0 {
 		b = mp.AppendStr(b, "groups")
-		b = mp.AppendArrayLen(b, len(r.Groups))
-		for _, g := range r.Groups {
-			b = mp.AppendStr(b, g)
-		}
+		b = mp.AppendStrs(b, r.Groups)
 	}
 	if !amountsEmpty(&r.Request) {
 		b = mp.AppendStr(b, "request")
-		b = appendAmounts(b, &r.Request)
+		b = r.Request.AppendMsgpack(b, mp.AppendInt)
 	}
 	if r.AfterSeq != 0 {
 		b = mp.AppendStr(b, "after_seq")

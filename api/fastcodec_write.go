@@ -87,25 +87,17 @@ func appendReserveRequest(b []byte, r *ReserveRequest) []byte {
 	b = mp.AppendStr(b, r.Reservation)
 	if len(r.Dims) > 0 {
 		b = mp.AppendStr(b, "dims")
-		b = appendStrMap(b, r.Dims)
+		b = mp.AppendStrMap(b, r.Dims)
 	}
 	if len(r.Groups) > 0 {
 		b = mp.AppendStr(b, "groups")
-		b = appendStrs(b, r.Groups)
+		b = mp.AppendStrs(b, r.Groups)
 	}
 	b = mp.AppendStr(b, "estimate")
-	b = appendAmounts(b, &r.Estimate)
+	b = r.Estimate.AppendMsgpack(b, mp.AppendInt)
 	if r.TTLMs != 0 {
 		b = mp.AppendStr(b, "ttl_ms")
 		b = mp.AppendInt(b, r.TTLMs)
-	}
-	return b
-}
-
-func appendStrs(b []byte, ss []string) []byte {
-	b = mp.AppendArrayLen(b, len(ss))
-	for _, s := range ss {
-		b = mp.AppendStr(b, s)
 	}
 	return b
 }
@@ -155,7 +147,7 @@ func appendReconcileRequest(b []byte, r *ReconcileRequest) []byte {
 	b = mp.AppendStr(b, "reservation")
 	b = mp.AppendStr(b, r.Reservation)
 	b = mp.AppendStr(b, "actual")
-	return appendAmounts(b, &r.Actual)
+	return r.Actual.AppendMsgpack(b, mp.AppendInt)
 }
 
 func appendDecisionReply(b []byte, r *DecisionReply) []byte {

@@ -21,6 +21,12 @@ func (a *Amounts) MsgpackFields() int {
 	return n
 }
 
+// AppendMsgpack writes the amounts as a map of their own: a header, then
+// AppendMsgpackFields.
+func (a *Amounts) AppendMsgpack(b []byte, appendInt func([]byte, int64) []byte) []byte {
+	return a.AppendMsgpackFields(mp.AppendMapLen(b, a.MsgpackFields()), appendInt)
+}
+
 // AppendMsgpackFields writes the non-zero amounts as map entries (without a
 // map header), as the msgpack encoder does with omitempty fields: in field
 // order, actions with sorted names. appendInt writes an integer: compact

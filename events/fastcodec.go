@@ -48,20 +48,11 @@ func appendEvent(b []byte, e *Event) ([]byte, error) {
 	b = mp.AppendStr(b, e.Tenant)
 	if len(e.Dims) > 0 {
 		b = append(b, mp.FixStr|4, 'd', 'i', 'm', 's')
-		var buf [12]string
-		keys := mp.SortedKeys(e.Dims, buf[:])
-		b = mp.AppendMapLen(b, len(keys))
-		for _, k := range keys {
-			b = mp.AppendStr(b, k)
-			b = mp.AppendStr(b, e.Dims[k])
-		}
+		b = mp.AppendStrMap(b, e.Dims)
 	}
 	if len(e.Groups) > 0 {
 		b = append(b, mp.FixStr|6, 'g', 'r', 'o', 'u', 'p', 's')
-		b = mp.AppendArrayLen(b, len(e.Groups))
-		for _, g := range e.Groups {
-			b = mp.AppendStr(b, g)
-		}
+		b = mp.AppendStrs(b, e.Groups)
 	}
 	b = append(b, mp.FixStr|4, 't', 'i', 'm', 'e')
 	b = mp.AppendInt(b, e.Time.UnixNano())

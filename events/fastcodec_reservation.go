@@ -5,17 +5,12 @@ import "github.com/ledgerworks/ledger/internal/mp"
 // The reservation events' payloads, by hand: see fastcodec.go. Each is a map
 // of its fields in declaration order, omitempty ones left out when empty.
 
-func appendAmountsMap(b []byte, a *Amounts) []byte {
-	b = mp.AppendMapLen(b, a.MsgpackFields())
-	return a.AppendMsgpackFields(b, mp.AppendInt)
-}
-
 func appendReservationCreated(b []byte, p *ReservationCreated) []byte {
 	b = mp.AppendMapLen(b, 3)
 	b = mp.AppendStr(b, "reservation")
 	b = mp.AppendStr(b, p.Reservation)
 	b = mp.AppendStr(b, "estimate")
-	b = appendAmountsMap(b, &p.Estimate)
+	b = p.Estimate.AppendMsgpack(b, mp.AppendInt)
 	b = mp.AppendStr(b, "expires_at")
 	return mp.AppendTime(b, p.ExpiresAt)
 }
@@ -25,7 +20,7 @@ func appendReservationReconciled(b []byte, p *ReservationReconciled) []byte {
 	b = mp.AppendStr(b, "reservation")
 	b = mp.AppendStr(b, p.Reservation)
 	b = mp.AppendStr(b, "actual")
-	return appendAmountsMap(b, &p.Actual)
+	return p.Actual.AppendMsgpack(b, mp.AppendInt)
 }
 
 func appendReservationReleased(b []byte, p *ReservationReleased) []byte {

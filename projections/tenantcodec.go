@@ -1,9 +1,6 @@
 package projections
 
 import (
-	"maps"
-	"slices"
-
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/ledgerworks/ledger/events"
@@ -93,37 +90,6 @@ func encodeTenant(t *Tenant) ([]byte, error) {
 	return b, nil
 }
 
-// appendStrMapAny writes m with its keys sorted: settled reservations are
-// stored under their own keys, and equal states must be equal bytes.
-func appendStrMapAny(b []byte, m map[string]string) []byte {
-	b = mp.AppendMapLen(b, len(m))
-	if len(m) == 1 {
-		for k, v := range m {
-			return mp.AppendStr(mp.AppendStr(b, k), v)
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		b = mp.AppendStr(b, k)
-		b = mp.AppendStr(b, m[k])
-	}
-	return b
-}
-
-func appendStrs(b []byte, ss []string) []byte {
-	b = mp.AppendArrayLen(b, len(ss))
-	for _, s := range ss {
-		b = mp.AppendStr(b, s)
-	}
-	return b
-}
-
-// appendAmounts writes Amounts as msgpack.Marshal does: omitempty fields,
-// integers in 9 bytes, actions with sorted names.
-func appendAmounts(b []byte, a *events.Amounts) []byte {
-	b = mp.AppendMapLen(b, a.MsgpackFields())
-	return a.AppendMsgpackFields(b, mp.AppendInt64)
-}
-
 func appendReservation(b []byte, r *Reservation) []byte {
 	if r == nil {
 		return append(b, mp.Nil)
@@ -143,14 +109,14 @@ func appendReservation(b []byte, r *Reservation) []byte {
 	b = mp.AppendTime(b, r.ExpiresAt)
 	if len(r.Dims) > 0 {
 		b = mp.AppendStr(b, "dims")
-		b = appendStrMapAny(b, r.Dims)
+		b = mp.AppendStrMap(b, r.Dims)
 	}
 	if len(r.Groups) > 0 {
 		b = mp.AppendStr(b, "groups")
-		b = appendStrs(b, r.Groups)
+		b = mp.AppendStrs(b, r.Groups)
 	}
 	b = mp.AppendStr(b, "estimate")
-	b = appendAmounts(b, &r.Estimate)
+	b = r.Estimate.AppendMsgpack(b, mp.AppendInt64)
 	if len(r.Holds) > 0 {
 		b = mp.AppendStr(b, "holds")
 		b = mp.AppendArrayLen(b, len(r.Holds))
@@ -213,14 +179,14 @@ func appendClosed(b []byte, c *ClosedReservation) []byte {
 	b = mp.AppendTime(b, c.Time)
 	if len(c.Dims) > 0 {
 		b = mp.AppendStr(b, "dims")
-		b = appendStrMapAny(b, c.Dims)
+		b = mp.AppendStrMap(b, c.Dims)
 	}
 	if len(c.Groups) > 0 {
 		b = mp.AppendStr(b, "groups")
-		b = appendStrs(b, c.Groups)
+		b = mp.AppendStrs(b, c.Groups)
 	}
 	b = mp.AppendStr(b, "estimate")
-	return appendAmounts(b, &c.Estimate)
+	return c.Estimate.AppendMsgpack(b, mp.AppendInt64)
 }
 
 var tenantShapeOK = tenantShape() == tenantShapeWant

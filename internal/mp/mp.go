@@ -158,6 +158,29 @@ func SortedKeys[V any](m map[string]V, buf []string) []string {
 	return keys
 }
 
+// AppendStrMap appends a map of strings with its keys sorted, as the
+// reflection encoder writes it with SortMapKeys (and as the ledger stores
+// every such map, so that equal values are equal bytes).
+func AppendStrMap(b []byte, m map[string]string) []byte {
+	var buf [12]string
+	keys := SortedKeys(m, buf[:])
+	b = AppendMapLen(b, len(keys))
+	for _, k := range keys {
+		b = AppendStr(b, k)
+		b = AppendStr(b, m[k])
+	}
+	return b
+}
+
+// AppendStrs appends an array of strings.
+func AppendStrs(b []byte, ss []string) []byte {
+	b = AppendArrayLen(b, len(ss))
+	for _, s := range ss {
+		b = AppendStr(b, s)
+	}
+	return b
+}
+
 // Slots is the number of interning slots of a Reader.
 const Slots = 24
 
