@@ -273,44 +273,6 @@ func appendWindow(b []byte, w *events.Window) []byte {
 	return b
 }
 
-// keySet holds the field names of a map, in encoding order, each as the
-// bytes the encoder writes for it (a msgpack fixstr: its header and the
-// name), so that a key is recognised with one comparison of the input
-// rather than by reading a string and then comparing it.
-type keySet []string
-
-func keysOf(names ...string) keySet {
-	ks := make(keySet, len(names))
-	for i, n := range names {
-		ks[i] = string(mp.AppendStr(nil, n))
-	}
-	return ks
-}
-
-// nextField reads the next key of a map whose keys must come in the order
-// of keys, each at most once, and returns its index; *next is where the
-// following key's search starts. A plain loop over the keys with this,
-// rather than a callback per field, keeps the decoders free of indirect
-// calls (the reply is decoded by every check a client makes). A key
-// written in any other form than the encoder's is refused.
-func nextField(r *mp.Reader, keys keySet, next *int) (int, bool) {
-	rest := r.B[r.Off:]
-	for i := *next; i < len(keys); i++ {
-		if k := keys[i]; len(rest) >= len(k) && string(rest[:len(k)]) == k {
-			r.Off += len(k)
-			*next = i + 1
-			return i, true
-		}
-	}
-	return 0, false // unknown, repeated or out of order
-}
-
-// mapOf reads a map header of at most max entries.
-func mapOf(r *mp.Reader, max int) (int, bool) {
-	n, ok := r.MapLen()
-	return n, ok && n <= max
-}
-
 // known returns the constant equal to b, or "" and false. Strings that
 // come back in every request or reply (dimension names, metrics, window
 // kinds and units, enforcements) then cost no allocation; the compiler
@@ -383,7 +345,7 @@ func strIn(r *mp.Reader, slot int) (string, bool) {
 	return r.StrIn(slot)
 }
 
-var checkRequestFields = keysOf("tenant", "dims", "groups", "request", "after_seq")
+var checkRequestFields = mp.KeysOf("tenant", "dims", "groups", "request", "after_seq")
 
 // checkRequestZero says whether decodeFast may write *req: see decodeFast.
 func checkRequestZero(req *CheckRequest) bool {
@@ -391,13 +353,13 @@ func checkRequestZero(req *CheckRequest) bool {
 }
 
 func readCheckRequest(r *mp.Reader, req *CheckRequest) bool {
-	n, ok := mapOf(r, len(checkRequestFields))
+	n, ok := r.MapOf(len(checkRequestFields))
 	if !ok {
 		return false
 	}
 	next := 0
 	for range n {
-		i, ok := nextField(r, checkRequestFields, &next)
+		i, ok := r.Field(checkRequestFields, &next)
 		if !ok {
 			return false
 		}
@@ -409,7 +371,7 @@ func readCheckRequest(r *mp.Reader, req *CheckRequest) bool {
 		case 2:
 			req.Groups, ok = readStrs(r)
 		case 3:
-			ok = readAmounts(r, &req.Request)
+			ok = events.ReadAmounts(r, &req.Request)
 		case 4:
 			req.AfterSeq, ok = r.Uint()
 		}
@@ -461,47 +423,7 @@ func readStrs(r *mp.Reader) ([]string, bool) {
 	return out, true
 }
 
-var amountFields = keysOf(events.AmountFieldNames[:]...)
-
-func readAmounts(r *mp.Reader, a *events.Amounts) bool {
-	names := amountFields
-	n, ok := mapOf(r, len(names))
-	if !ok {
-		return false
-	}
-	next := 0
-	for range n {
-		i, ok := nextField(r, names, &next)
-		if !ok {
-			return false
-		}
-		if i == 5 {
-			if a.Actions, ok = events.ReadCounts(r); !ok {
-				return false
-			}
-			continue
-		}
-		v, ok := r.Int()
-		if !ok {
-			return false
-		}
-		switch i {
-		case 0:
-			a.Tokens = v
-		case 1:
-			a.InputTokens = v
-		case 2:
-			a.OutputTokens = v
-		case 3:
-			a.Requests = v
-		case 4:
-			a.Cost = v
-		}
-	}
-	return true
-}
-
-var checkReplyFields = keysOf("allowed", "code", "reason", "message", "retry_until", "retry_after", "warning", "limits", "applied_seq")
+var checkReplyFields = mp.KeysOf("allowed", "code", "reason", "message", "retry_until", "retry_after", "warning", "limits", "applied_seq")
 
 // checkReplyZero says whether decodeFast may write *rep: see decodeFast.
 func checkReplyZero(rep *CheckReply) bool {
@@ -510,13 +432,13 @@ func checkReplyZero(rep *CheckReply) bool {
 }
 
 func readCheckReply(r *mp.Reader, rep *CheckReply) bool {
-	n, ok := mapOf(r, len(checkReplyFields))
+	n, ok := r.MapOf(len(checkReplyFields))
 	if !ok {
 		return false
 	}
 	next := 0
 	for range n {
-		i, ok := nextField(r, checkReplyFields, &next)
+		i, ok := r.Field(checkReplyFields, &next)
 		if !ok {
 			return false
 		}
@@ -573,18 +495,18 @@ func readLimits(r *mp.Reader) ([]LimitStatus, bool) {
 	return out, true
 }
 
-var limitStatusFields = keysOf("quota", "split", "metric", "window", "enforcement", "limit", "used", "reserved", "requested", "remaining", "percent_used", "warning", "exceeded", "window_start", "resets_at", "resets_in")
+var limitStatusFields = mp.KeysOf("quota", "split", "metric", "window", "enforcement", "limit", "used", "reserved", "requested", "remaining", "percent_used", "warning", "exceeded", "window_start", "resets_at", "resets_in")
 
 // readLimitStatus reads one status; a window start goes into *starts,
 // which it makes room in for left statuses when it has none.
 func readLimitStatus(r *mp.Reader, l *LimitStatus, starts *[]time.Time, left int) bool {
-	n, ok := mapOf(r, len(limitStatusFields))
+	n, ok := r.MapOf(len(limitStatusFields))
 	if !ok {
 		return false
 	}
 	next := 0
 	for range n {
-		i, ok := nextField(r, limitStatusFields, &next)
+		i, ok := r.Field(limitStatusFields, &next)
 		if !ok {
 			return false
 		}
@@ -638,16 +560,16 @@ func readLimitStatus(r *mp.Reader, l *LimitStatus, starts *[]time.Time, left int
 	return true
 }
 
-var windowFields = keysOf("kind", "unit", "seconds", "tz")
+var windowFields = mp.KeysOf("kind", "unit", "seconds", "tz")
 
 func readWindow(r *mp.Reader, w *events.Window) bool {
-	n, ok := mapOf(r, len(windowFields))
+	n, ok := r.MapOf(len(windowFields))
 	if !ok {
 		return false
 	}
 	next := 0
 	for range n {
-		i, ok := nextField(r, windowFields, &next)
+		i, ok := r.Field(windowFields, &next)
 		if !ok {
 			return false
 		}

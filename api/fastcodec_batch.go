@@ -149,20 +149,20 @@ func appendBatchReply(b []byte, q *BatchReply) ([]byte, bool) {
 }
 
 var (
-	batchRequestFields = keysOf("ops")
-	batchOpFields      = keysOf("reserve", "reconcile", "release")
-	batchReplyFields   = keysOf("results")
-	batchResultFields  = keysOf("reserve", "decision", "error")
+	batchRequestFields = mp.KeysOf("ops")
+	batchOpFields      = mp.KeysOf("reserve", "reconcile", "release")
+	batchReplyFields   = mp.KeysOf("results")
+	batchResultFields  = mp.KeysOf("reserve", "decision", "error")
 )
 
 // readBatchHeader reads the one-field map of a batch and its array length;
 // nil reports an array written as nil.
-func readBatchHeader(r *mp.Reader, fields keySet) (n int, isNil, ok bool) {
-	if m, ok := mapOf(r, 1); !ok || m != 1 {
+func readBatchHeader(r *mp.Reader, fields mp.Keys) (n int, isNil, ok bool) {
+	if m, ok := r.MapOf(1); !ok || m != 1 {
 		return 0, false, false
 	}
 	next := 0
-	if _, ok := nextField(r, fields, &next); !ok {
+	if _, ok := r.Field(fields, &next); !ok {
 		return 0, false, false
 	}
 	if c, _ := r.Peek(); c == mp.Nil {
@@ -188,13 +188,13 @@ func readBatchRequest(r *mp.Reader, q *BatchRequest) bool {
 }
 
 func readBatchOp(r *mp.Reader, op *BatchOp) bool {
-	n, ok := mapOf(r, len(batchOpFields))
+	n, ok := r.MapOf(len(batchOpFields))
 	if !ok {
 		return false
 	}
 	next := 0
 	for range n {
-		i, ok := nextField(r, batchOpFields, &next)
+		i, ok := r.Field(batchOpFields, &next)
 		if !ok {
 			return false
 		}
@@ -216,16 +216,16 @@ func readBatchOp(r *mp.Reader, op *BatchOp) bool {
 	return true
 }
 
-var releaseRequestFields = keysOf("tenant", "reservation", "reason")
+var releaseRequestFields = mp.KeysOf("tenant", "reservation", "reason")
 
 func readReleaseRequest(r *mp.Reader, req *ReleaseRequest) bool {
-	n, ok := mapOf(r, len(releaseRequestFields))
+	n, ok := r.MapOf(len(releaseRequestFields))
 	if !ok {
 		return false
 	}
 	next := 0
 	for range n {
-		i, ok := nextField(r, releaseRequestFields, &next)
+		i, ok := r.Field(releaseRequestFields, &next)
 		if !ok {
 			return false
 		}
@@ -259,13 +259,13 @@ func readBatchReply(r *mp.Reader, q *BatchReply) bool {
 }
 
 func readBatchResult(r *mp.Reader, res *BatchResult) bool {
-	n, ok := mapOf(r, len(batchResultFields))
+	n, ok := r.MapOf(len(batchResultFields))
 	if !ok {
 		return false
 	}
 	next := 0
 	for range n {
-		i, ok := nextField(r, batchResultFields, &next)
+		i, ok := r.Field(batchResultFields, &next)
 		if !ok {
 			return false
 		}

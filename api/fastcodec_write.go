@@ -3,6 +3,7 @@ package api
 import (
 	"time"
 
+	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/internal/mp"
 )
 
@@ -165,7 +166,7 @@ func appendDecisionReply(b []byte, r *DecisionReply) []byte {
 	return appendDecisionTail(b, r.Seq, r.Limits, r.Warning)
 }
 
-var reserveRequestFields = keysOf("tenant", "reservation", "dims", "groups", "estimate", "ttl_ms")
+var reserveRequestFields = mp.KeysOf("tenant", "reservation", "dims", "groups", "estimate", "ttl_ms")
 
 func reserveRequestZero(req *ReserveRequest) bool {
 	return req.Tenant == "" && req.Reservation == "" && req.Dims == nil && req.Groups == nil &&
@@ -173,13 +174,13 @@ func reserveRequestZero(req *ReserveRequest) bool {
 }
 
 func readReserveRequest(r *mp.Reader, req *ReserveRequest) bool {
-	n, ok := mapOf(r, len(reserveRequestFields))
+	n, ok := r.MapOf(len(reserveRequestFields))
 	if !ok {
 		return false
 	}
 	next := 0
 	for range n {
-		i, ok := nextField(r, reserveRequestFields, &next)
+		i, ok := r.Field(reserveRequestFields, &next)
 		if !ok {
 			return false
 		}
@@ -193,7 +194,7 @@ func readReserveRequest(r *mp.Reader, req *ReserveRequest) bool {
 		case 3:
 			req.Groups, ok = readStrs(r)
 		case 4:
-			ok = readAmounts(r, &req.Estimate)
+			ok = events.ReadAmounts(r, &req.Estimate)
 		case 5:
 			req.TTLMs, ok = r.Int()
 		}
@@ -204,7 +205,7 @@ func readReserveRequest(r *mp.Reader, req *ReserveRequest) bool {
 	return true
 }
 
-var reserveReplyFields = keysOf("reservation", "outcome", "expires_at", "seq", "limits", "warning")
+var reserveReplyFields = mp.KeysOf("reservation", "outcome", "expires_at", "seq", "limits", "warning")
 
 func reserveReplyZero(rep *ReserveReply) bool {
 	return rep.Reservation == "" && rep.Outcome == "" && rep.ExpiresAt == (time.Time{}) && // exactly zero: not a zero instant in some zone
@@ -213,13 +214,13 @@ func reserveReplyZero(rep *ReserveReply) bool {
 }
 
 func readReserveReply(r *mp.Reader, rep *ReserveReply) bool {
-	n, ok := mapOf(r, len(reserveReplyFields))
+	n, ok := r.MapOf(len(reserveReplyFields))
 	if !ok {
 		return false
 	}
 	next := 0
 	for range n {
-		i, ok := nextField(r, reserveReplyFields, &next)
+		i, ok := r.Field(reserveReplyFields, &next)
 		if !ok {
 			return false
 		}
@@ -244,20 +245,20 @@ func readReserveReply(r *mp.Reader, rep *ReserveReply) bool {
 	return true
 }
 
-var reconcileRequestFields = keysOf("tenant", "reservation", "actual")
+var reconcileRequestFields = mp.KeysOf("tenant", "reservation", "actual")
 
 func reconcileRequestZero(req *ReconcileRequest) bool {
 	return req.Tenant == "" && req.Reservation == "" && amountsZero(&req.Actual)
 }
 
 func readReconcileRequest(r *mp.Reader, req *ReconcileRequest) bool {
-	n, ok := mapOf(r, len(reconcileRequestFields))
+	n, ok := r.MapOf(len(reconcileRequestFields))
 	if !ok {
 		return false
 	}
 	next := 0
 	for range n {
-		i, ok := nextField(r, reconcileRequestFields, &next)
+		i, ok := r.Field(reconcileRequestFields, &next)
 		if !ok {
 			return false
 		}
@@ -267,7 +268,7 @@ func readReconcileRequest(r *mp.Reader, req *ReconcileRequest) bool {
 		case 1:
 			req.Reservation, ok = r.Str()
 		case 2:
-			ok = readAmounts(r, &req.Actual)
+			ok = events.ReadAmounts(r, &req.Actual)
 		}
 		if !ok {
 			return false
@@ -276,20 +277,20 @@ func readReconcileRequest(r *mp.Reader, req *ReconcileRequest) bool {
 	return true
 }
 
-var decisionReplyFields = keysOf("outcome", "seq", "limits", "warning")
+var decisionReplyFields = mp.KeysOf("outcome", "seq", "limits", "warning")
 
 func decisionReplyZero(rep *DecisionReply) bool {
 	return rep.Outcome == "" && rep.Seq == 0 && rep.Limits == nil && !rep.Warning
 }
 
 func readDecisionReply(r *mp.Reader, rep *DecisionReply) bool {
-	n, ok := mapOf(r, len(decisionReplyFields))
+	n, ok := r.MapOf(len(decisionReplyFields))
 	if !ok {
 		return false
 	}
 	next := 0
 	for range n {
-		i, ok := nextField(r, decisionReplyFields, &next)
+		i, ok := r.Field(decisionReplyFields, &next)
 		if !ok {
 			return false
 		}

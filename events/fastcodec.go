@@ -264,68 +264,25 @@ func readPayload(r *mp.Reader, t Type) (Payload, bool) {
 	return nil, false
 }
 
+var usageKeys = mp.KeysOf(usageFields[:]...)
+
 func readUsageRecorded(r *mp.Reader, p *UsageRecorded) bool {
-	n, ok := r.MapLen()
-	if !ok || n > len(usageFields) {
+	n, ok := r.MapOf(len(usageKeys))
+	if !ok {
 		return false
 	}
 	next := 0 // fields come in declaration order
 	for range n {
-		k, ok := r.StrBytes()
+		i, ok := r.Field(usageKeys, &next)
 		if !ok {
 			return false
 		}
-		i := next
-		for i < len(usageFields) && usageFields[i] != string(k) {
-			i++
-		}
-		if i == len(usageFields) {
-			return false // unknown, repeated or out of order
-		}
-		next = i + 1
-		switch i {
-		case 5:
-			m, ok := r.MapLen()
-			if !ok || m == 0 || m > r.Left() {
+		if i == 6 {
+			if p.Decided, ok = r.Bool(); !ok {
 				return false
 			}
-			p.Actions = make(Counts, m)
-			prev := ""
-			for j := range m {
-				k, ok := r.StrBytes()
-				if !ok || (j > 0 && string(k) <= prev) {
-					return false
-				}
-				v, ok := r.Int()
-				if !ok {
-					return false
-				}
-				prev = string(k)
-				p.Actions[prev] = v
-			}
-		case 6:
-			v, ok := r.Bool()
-			if !ok {
-				return false
-			}
-			p.Decided = v
-		default:
-			v, ok := r.Int()
-			if !ok {
-				return false
-			}
-			switch i {
-			case 0:
-				p.Tokens = v
-			case 1:
-				p.InputTokens = v
-			case 2:
-				p.OutputTokens = v
-			case 3:
-				p.Requests = v
-			case 4:
-				p.Cost = v
-			}
+		} else if !readAmountField(r, &p.Amounts, i) {
+			return false
 		}
 	}
 	return true

@@ -47,52 +47,61 @@ func appendReservationExpired(b []byte, p *ReservationExpired) []byte {
 // fields reads the keys of a map whose keys must come in the order of
 // names, each at most once, calling field with the index of each; the
 // value is field's to read. Any other key refuses the input.
-func fields(r *mp.Reader, names []string, field func(i int) bool) bool {
-	n, ok := r.MapLen()
-	if !ok || n > len(names) {
+func fields(r *mp.Reader, names mp.Keys, field func(i int) bool) bool {
+	n, ok := r.MapOf(len(names))
+	if !ok {
 		return false
 	}
 	next := 0
 	for range n {
-		k, ok := r.StrBytes()
-		if !ok {
-			return false
-		}
-		i := next
-		for i < len(names) && names[i] != string(k) {
-			i++
-		}
-		if i == len(names) || !field(i) {
+		i, ok := r.Field(names, &next)
+		if !ok || !field(i) {
 			return false // unknown, repeated or out of order, or a bad value
 		}
-		next = i + 1
 	}
 	return true
 }
 
-// readAmountsMap reads Amounts written as a map of its own.
-func readAmountsMap(r *mp.Reader, a *Amounts) bool {
-	return fields(r, AmountFieldNames[:], func(i int) bool {
-		if i == 5 {
-			c, ok := ReadCounts(r)
-			a.Actions = c
-			return ok
+var amountKeys = mp.KeysOf(AmountFieldNames[:]...)
+
+// ReadAmounts reads Amounts written as a map of its own, in the canonical
+// form (the hand-written decoders of events and api share it).
+func ReadAmounts(r *mp.Reader, a *Amounts) bool {
+	n, ok := r.MapOf(len(amountKeys))
+	if !ok {
+		return false
+	}
+	next := 0
+	for range n {
+		i, ok := r.Field(amountKeys, &next)
+		if !ok || !readAmountField(r, a, i) {
+			return false
 		}
-		v, ok := r.Int()
-		switch i {
-		case 0:
-			a.Tokens = v
-		case 1:
-			a.InputTokens = v
-		case 2:
-			a.OutputTokens = v
-		case 3:
-			a.Requests = v
-		case 4:
-			a.Cost = v
-		}
+	}
+	return true
+}
+
+// readAmountField reads the value of field i of Amounts (AmountFieldNames).
+func readAmountField(r *mp.Reader, a *Amounts, i int) bool {
+	if i == 5 {
+		var ok bool
+		a.Actions, ok = ReadCounts(r)
 		return ok
-	})
+	}
+	v, ok := r.Int()
+	switch i {
+	case 0:
+		a.Tokens = v
+	case 1:
+		a.InputTokens = v
+	case 2:
+		a.OutputTokens = v
+	case 3:
+		a.Requests = v
+	case 4:
+		a.Cost = v
+	}
+	return ok
 }
 
 // ReadCounts reads Counts in the canonical form its encoder writes: a
@@ -121,10 +130,10 @@ func ReadCounts(r *mp.Reader) (Counts, bool) {
 }
 
 var (
-	reservationCreatedFields    = []string{"reservation", "estimate", "expires_at"}
-	reservationReconciledFields = []string{"reservation", "actual"}
-	reservationReleasedFields   = []string{"reservation", "reason"}
-	reservationExpiredFields    = []string{"reservation"}
+	reservationCreatedFields    = mp.KeysOf("reservation", "estimate", "expires_at")
+	reservationReconciledFields = mp.KeysOf("reservation", "actual")
+	reservationReleasedFields   = mp.KeysOf("reservation", "reason")
+	reservationExpiredFields    = mp.KeysOf("reservation")
 )
 
 func readReservationCreated(r *mp.Reader, p *ReservationCreated) bool {
@@ -134,7 +143,7 @@ func readReservationCreated(r *mp.Reader, p *ReservationCreated) bool {
 		case 0:
 			p.Reservation, ok = r.Str()
 		case 1:
-			ok = readAmountsMap(r, &p.Estimate)
+			ok = ReadAmounts(r, &p.Estimate)
 		case 2:
 			p.ExpiresAt, ok = r.Time()
 			p.ExpiresAt = p.ExpiresAt.UTC() // as normalizeTimes does
@@ -150,7 +159,7 @@ func readReservationReconciled(r *mp.Reader, p *ReservationReconciled) bool {
 			p.Reservation, ok = r.Str()
 			return ok
 		}
-		return readAmountsMap(r, &p.Actual)
+		return ReadAmounts(r, &p.Actual)
 	})
 }
 

@@ -462,3 +462,41 @@ func AppendUint64(b []byte, n uint64) []byte {
 func AppendUint32(b []byte, n uint32) []byte {
 	return binary.BigEndian.AppendUint32(append(b, Uint32), n)
 }
+
+// Keys holds the field names of a map, in encoding order, each as the bytes
+// the encoder writes for it (a msgpack fixstr: its header and the name), so
+// that a key is recognised with one comparison of the input rather than by
+// reading a string and then comparing it.
+type Keys []string
+
+// KeysOf returns the Keys of names.
+func KeysOf(names ...string) Keys {
+	ks := make(Keys, len(names))
+	for i, n := range names {
+		ks[i] = string(AppendStr(nil, n))
+	}
+	return ks
+}
+
+// Field reads the next key of a map whose keys must come in the order of
+// keys, each at most once, and returns its index; *next is where the
+// following key's search starts. A plain loop over the keys with this,
+// rather than a callback per field, keeps the decoders free of indirect
+// calls. A key written in any other form than the encoder's is refused.
+func (r *Reader) Field(keys Keys, next *int) (int, bool) {
+	rest := r.B[r.Off:]
+	for i := *next; i < len(keys); i++ {
+		if k := keys[i]; len(rest) >= len(k) && string(rest[:len(k)]) == k {
+			r.Off += len(k)
+			*next = i + 1
+			return i, true
+		}
+	}
+	return 0, false // unknown, repeated or out of order
+}
+
+// MapOf reads a map header of at most max entries.
+func (r *Reader) MapOf(max int) (int, bool) {
+	n, ok := r.MapLen()
+	return n, ok && n <= max
+}
