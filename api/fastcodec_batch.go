@@ -188,16 +188,7 @@ func readBatchRequest(r *mp.Reader, q *BatchRequest) bool {
 }
 
 func readBatchOp(r *mp.Reader, op *BatchOp) bool {
-	n, ok := r.MapOf(len(batchOpFields))
-	if !ok {
-		return false
-	}
-	next := 0
-	for range n {
-		i, ok := r.Field(batchOpFields, &next)
-		if !ok {
-			return false
-		}
+	return r.Fields(batchOpFields, func(i int) (ok bool) {
 		switch i {
 		case 0:
 			op.Reserve = new(ReserveRequest)
@@ -209,26 +200,14 @@ func readBatchOp(r *mp.Reader, op *BatchOp) bool {
 			op.Release = new(ReleaseRequest)
 			ok = readReleaseRequest(r, op.Release)
 		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+		return ok
+	})
 }
 
 var releaseRequestFields = mp.KeysOf("tenant", "reservation", "reason")
 
 func readReleaseRequest(r *mp.Reader, req *ReleaseRequest) bool {
-	n, ok := r.MapOf(len(releaseRequestFields))
-	if !ok {
-		return false
-	}
-	next := 0
-	for range n {
-		i, ok := r.Field(releaseRequestFields, &next)
-		if !ok {
-			return false
-		}
+	return r.Fields(releaseRequestFields, func(i int) (ok bool) {
 		switch i {
 		case 0:
 			req.Tenant, ok = r.Str()
@@ -237,11 +216,8 @@ func readReleaseRequest(r *mp.Reader, req *ReleaseRequest) bool {
 		case 2:
 			req.Reason, ok = r.Str()
 		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+		return ok
+	})
 }
 
 func readBatchReply(r *mp.Reader, q *BatchReply) bool {
@@ -259,16 +235,7 @@ func readBatchReply(r *mp.Reader, q *BatchReply) bool {
 }
 
 func readBatchResult(r *mp.Reader, res *BatchResult) bool {
-	n, ok := r.MapOf(len(batchResultFields))
-	if !ok {
-		return false
-	}
-	next := 0
-	for range n {
-		i, ok := r.Field(batchResultFields, &next)
-		if !ok {
-			return false
-		}
+	return r.Fields(batchResultFields, func(i int) (ok bool) {
 		switch i {
 		case 0:
 			res.Reserve = new(ReserveReply)
@@ -279,11 +246,8 @@ func readBatchResult(r *mp.Reader, res *BatchResult) bool {
 		case 2:
 			res.Error, ok = readErrorValue(r)
 		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+		return ok
+	})
 }
 
 // readErrorValue decodes one typed error by reflection, in place.

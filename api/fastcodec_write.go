@@ -174,16 +174,7 @@ func reserveRequestZero(req *ReserveRequest) bool {
 }
 
 func readReserveRequest(r *mp.Reader, req *ReserveRequest) bool {
-	n, ok := r.MapOf(len(reserveRequestFields))
-	if !ok {
-		return false
-	}
-	next := 0
-	for range n {
-		i, ok := r.Field(reserveRequestFields, &next)
-		if !ok {
-			return false
-		}
+	return r.Fields(reserveRequestFields, func(i int) (ok bool) {
 		switch i {
 		case 0:
 			req.Tenant, ok = r.Str()
@@ -198,11 +189,8 @@ func readReserveRequest(r *mp.Reader, req *ReserveRequest) bool {
 		case 5:
 			req.TTLMs, ok = r.Int()
 		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+		return ok
+	})
 }
 
 var reserveReplyFields = mp.KeysOf("reservation", "outcome", "expires_at", "seq", "limits", "warning")
@@ -214,16 +202,7 @@ func reserveReplyZero(rep *ReserveReply) bool {
 }
 
 func readReserveReply(r *mp.Reader, rep *ReserveReply) bool {
-	n, ok := r.MapOf(len(reserveReplyFields))
-	if !ok {
-		return false
-	}
-	next := 0
-	for range n {
-		i, ok := r.Field(reserveReplyFields, &next)
-		if !ok {
-			return false
-		}
+	return r.Fields(reserveReplyFields, func(i int) (ok bool) {
 		switch i {
 		case 0:
 			rep.Reservation, ok = r.Str()
@@ -238,11 +217,8 @@ func readReserveReply(r *mp.Reader, rep *ReserveReply) bool {
 		case 5:
 			rep.Warning, ok = r.Bool()
 		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+		return ok
+	})
 }
 
 var reconcileRequestFields = mp.KeysOf("tenant", "reservation", "actual")
@@ -252,16 +228,7 @@ func reconcileRequestZero(req *ReconcileRequest) bool {
 }
 
 func readReconcileRequest(r *mp.Reader, req *ReconcileRequest) bool {
-	n, ok := r.MapOf(len(reconcileRequestFields))
-	if !ok {
-		return false
-	}
-	next := 0
-	for range n {
-		i, ok := r.Field(reconcileRequestFields, &next)
-		if !ok {
-			return false
-		}
+	return r.Fields(reconcileRequestFields, func(i int) (ok bool) {
 		switch i {
 		case 0:
 			req.Tenant, ok = r.Str()
@@ -270,11 +237,8 @@ func readReconcileRequest(r *mp.Reader, req *ReconcileRequest) bool {
 		case 2:
 			ok = events.ReadAmounts(r, &req.Actual)
 		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+		return ok
+	})
 }
 
 var decisionReplyFields = mp.KeysOf("outcome", "seq", "limits", "warning")
@@ -284,16 +248,7 @@ func decisionReplyZero(rep *DecisionReply) bool {
 }
 
 func readDecisionReply(r *mp.Reader, rep *DecisionReply) bool {
-	n, ok := r.MapOf(len(decisionReplyFields))
-	if !ok {
-		return false
-	}
-	next := 0
-	for range n {
-		i, ok := r.Field(decisionReplyFields, &next)
-		if !ok {
-			return false
-		}
+	return r.Fields(decisionReplyFields, func(i int) (ok bool) {
 		switch i {
 		case 0:
 			rep.Outcome, ok = outcome(r)
@@ -304,11 +259,8 @@ func readDecisionReply(r *mp.Reader, rep *DecisionReply) bool {
 		case 3:
 			rep.Warning, ok = r.Bool()
 		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+		return ok
+	})
 }
 
 // outcome reads a decision's outcome, without allocating for the ones the

@@ -44,41 +44,12 @@ func appendReservationExpired(b []byte, p *ReservationExpired) []byte {
 	return mp.AppendStr(b, p.Reservation)
 }
 
-// fields reads the keys of a map whose keys must come in the order of
-// names, each at most once, calling field with the index of each; the
-// value is field's to read. Any other key refuses the input.
-func fields(r *mp.Reader, names mp.Keys, field func(i int) bool) bool {
-	n, ok := r.MapOf(len(names))
-	if !ok {
-		return false
-	}
-	next := 0
-	for range n {
-		i, ok := r.Field(names, &next)
-		if !ok || !field(i) {
-			return false // unknown, repeated or out of order, or a bad value
-		}
-	}
-	return true
-}
-
 var amountKeys = mp.KeysOf(AmountFieldNames[:]...)
 
 // ReadAmounts reads Amounts written as a map of its own, in the canonical
 // form (the hand-written decoders of events and api share it).
 func ReadAmounts(r *mp.Reader, a *Amounts) bool {
-	n, ok := r.MapOf(len(amountKeys))
-	if !ok {
-		return false
-	}
-	next := 0
-	for range n {
-		i, ok := r.Field(amountKeys, &next)
-		if !ok || !readAmountField(r, a, i) {
-			return false
-		}
-	}
-	return true
+	return r.Fields(amountKeys, func(i int) bool { return readAmountField(r, a, i) })
 }
 
 // readAmountField reads the value of field i of Amounts (AmountFieldNames).
@@ -137,7 +108,7 @@ var (
 )
 
 func readReservationCreated(r *mp.Reader, p *ReservationCreated) bool {
-	return fields(r, reservationCreatedFields, func(i int) bool {
+	return r.Fields(reservationCreatedFields, func(i int) bool {
 		var ok bool
 		switch i {
 		case 0:
@@ -153,7 +124,7 @@ func readReservationCreated(r *mp.Reader, p *ReservationCreated) bool {
 }
 
 func readReservationReconciled(r *mp.Reader, p *ReservationReconciled) bool {
-	return fields(r, reservationReconciledFields, func(i int) bool {
+	return r.Fields(reservationReconciledFields, func(i int) bool {
 		if i == 0 {
 			var ok bool
 			p.Reservation, ok = r.Str()
@@ -164,7 +135,7 @@ func readReservationReconciled(r *mp.Reader, p *ReservationReconciled) bool {
 }
 
 func readReservationReleased(r *mp.Reader, p *ReservationReleased) bool {
-	return fields(r, reservationReleasedFields, func(i int) bool {
+	return r.Fields(reservationReleasedFields, func(i int) bool {
 		var ok bool
 		if i == 0 {
 			p.Reservation, ok = r.Str()
@@ -176,7 +147,7 @@ func readReservationReleased(r *mp.Reader, p *ReservationReleased) bool {
 }
 
 func readReservationExpired(r *mp.Reader, p *ReservationExpired) bool {
-	return fields(r, reservationExpiredFields, func(int) bool {
+	return r.Fields(reservationExpiredFields, func(int) bool {
 		var ok bool
 		p.Reservation, ok = r.Str()
 		return ok

@@ -500,3 +500,22 @@ func (r *Reader) MapOf(max int) (int, bool) {
 	n, ok := r.MapLen()
 	return n, ok && n <= max
 }
+
+// Fields reads a map whose keys must come in the order of keys, each at most
+// once (Field), calling field with the index of each key; the value is
+// field's to read. Any other key, or field returning false, refuses the
+// input.
+func (r *Reader) Fields(keys Keys, field func(i int) bool) bool {
+	n, ok := r.MapOf(len(keys))
+	if !ok {
+		return false
+	}
+	next := 0
+	for range n {
+		i, ok := r.Field(keys, &next)
+		if !ok || !field(i) {
+			return false
+		}
+	}
+	return true
+}
