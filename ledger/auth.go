@@ -88,10 +88,8 @@ func (l *Ledger) ReloadAuth() error {
 	if err != nil || !changed {
 		return err
 	}
-	if l.srv != nil {
-		if err := ReloadUsers(l.srv, l.serverOpts, l.auth.users); err != nil {
-			return fmt.Errorf("reload users: %w", err)
-		}
+	if l.users != nil {
+		l.users.Set(l.auth.users)
 	}
 	l.cfg.Logger.Info("credentials reloaded", "file", l.auth.path, "users", len(l.auth.users))
 	return nil

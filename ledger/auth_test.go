@@ -221,13 +221,13 @@ func runPermissionTable(t *testing.T, url string, seeds map[string]string) {
 	}
 }
 
-// globexState is what globex's users see of it: its usage, quotas and a
-// check, as JSON.
-func globexState(t *testing.T, c *client.Client) string {
+// globexState is what globex's users see of it once the projection has
+// folded the stream to after: its usage, quotas and a check, as JSON.
+func globexState(t *testing.T, c *client.Client, after uint64) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	usage, err := c.Usage(ctx, "globex", 0)
+	usage, err := c.Usage(ctx, "globex", after)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func globexState(t *testing.T, c *client.Client) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check, err := c.Check(ctx, api.CheckRequest{Tenant: "globex", Request: events.Amounts{Tokens: 1}})
+	check, err := c.Check(ctx, api.CheckRequest{Tenant: "globex", Request: events.Amounts{Tokens: 1}, AfterSeq: after})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,8 @@ func TestOtherTenantUntouched(t *testing.T) {
 	url := l.ClientURL()
 	admin := newClient(t, connectAs(t, url, "admin", seeds["admin"]).nc)
 	auditor := connectAs(t, url, "auditor", seeds["auditor"])
-	before, seqBefore := globexState(t, admin), lastSeqOf(t, auditor.nc)
+	seqBefore := lastSeqOf(t, auditor.nc)
+	before := globexState(t, admin, seqBefore)
 
 	valid := map[string]string{
 		"check":         `{"request":{"tokens":1}}`,
@@ -352,7 +353,7 @@ func TestOtherTenantUntouched(t *testing.T) {
 			t.Errorf("%s %s naming globex: %s, want invalid_argument", c.user, c.op, m.Data)
 		}
 	}
-	if after := globexState(t, admin); after != before {
+	if after := globexState(t, admin, seqBefore); after != before {
 		t.Errorf("globex changed:\nbefore %s\nafter  %s", before, after)
 	}
 	if seq := lastSeqOf(t, auditor.nc); seq != seqBefore {
@@ -376,7 +377,9 @@ func TestEachRoleWorks(t *testing.T) {
 	if _, err := r.Reconcile(ctx, events.Amounts{Tokens: 700}); err != nil {
 		t.Fatalf("service reconciles: %v", err)
 	}
-	check, err := svc.Check(ctx, api.CheckRequest{Tenant: "acme", Request: events.Amounts{Tokens: 300}})
+	// After the reconcile, which is answered once appended, is folded.
+	last := lastSeqOf(t, connectAs(t, url, "auditor", seeds["auditor"]).nc)
+	check, err := svc.Check(ctx, api.CheckRequest{Tenant: "acme", Request: events.Amounts{Tokens: 300}, AfterSeq: last})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -168,7 +168,12 @@ func TestDashboardBrowser(t *testing.T) {
 	day := events.Window{Kind: events.Calendar, Unit: events.UnitDay}
 	record := func(tenant, id string, dims events.Dimensions, a events.Amounts) {
 		t.Helper()
-		if _, err := c.RecordUsage(ctx, events.New(id, tenant, time.Now(), dims, &events.UsageRecorded{Amounts: a})); err != nil {
+		rec, err := c.RecordUsage(ctx, events.New(id, tenant, time.Now(), dims, &events.UsageRecorded{Amounts: a}))
+		if err != nil {
+			t.Fatalf("record %s: %v", id, err)
+		}
+		// Usage is answered once appended; the decisions below must see it.
+		if err := l.Projector().WaitApplied(ctx, rec.Seq); err != nil {
 			t.Fatalf("record %s: %v", id, err)
 		}
 	}

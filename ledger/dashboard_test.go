@@ -59,7 +59,9 @@ func TestDashboardSource(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := l.Projector().WaitApplied(ctx, rec.Seq); err != nil {
+	// The reserves are answered once appended: wait for them to be folded too.
+	last := streamLastSeq(t, ctx, ledgertest.JetStream(t, ledgertest.Connect(t, l.ClientURL())))
+	if err := l.Projector().WaitApplied(ctx, max(rec.Seq, last)); err != nil {
 		t.Fatal(err)
 	}
 	for _, tenant := range []string{"b1", "b2", "b3"} {

@@ -39,10 +39,10 @@ type ServerOptions struct {
 	Durability Durability
 	Logger     *slog.Logger
 	// Users, when not nil, turns authentication on: only these users may
-	// connect, each with its role's permissions (package auth). Nil
-	// leaves the server open, which StartServer allows on a loopback
-	// address only.
-	Users []auth.User
+	// connect, each with its role's permissions (package auth), and
+	// Users.Set changes them while the server runs. Nil leaves the server
+	// open, which StartServer allows on a loopback address only.
+	Users *Users
 	// TLS, when it names a certificate, makes clients connect over TLS.
 	TLS ServerTLS
 }
@@ -80,22 +80,10 @@ func StartServer(o ServerOptions) (*server.Server, error) {
 		s.Shutdown()
 		return nil, err
 	}
+	if o.Users != nil {
+		o.Users.attach(s)
+	}
 	return s, nil
-}
-
-// ReloadUsers gives a server started with o a new list of users. A user
-// no longer listed is disconnected at once, and the others get their
-// (possibly changed) permissions on their open connections.
-func ReloadUsers(s *server.Server, o ServerOptions, users []auth.User) error {
-	if users == nil {
-		return errors.New("an authenticating server cannot be opened by a reload")
-	}
-	o.Users = users
-	opts, err := serverOptions(o)
-	if err != nil {
-		return err
-	}
-	return s.ReloadOptions(opts)
 }
 
 func serverOptions(o ServerOptions) (*server.Options, error) {
@@ -137,10 +125,9 @@ func serverOptions(o ServerOptions) (*server.Options, error) {
 		return nil, fmt.Errorf("durability %q: use %q or %q", o.Durability, SyncAlways, SyncPeriodic)
 	}
 	if o.Users != nil {
-		opts.Nkeys = make([]*server.NkeyUser, 0, len(o.Users))
-		for _, u := range o.Users {
-			opts.Nkeys = append(opts.Nkeys, nkeyUser(u))
-		}
+		// Every client signs the server's nonce with its nkey; Users checks.
+		opts.CustomClientAuthentication = o.Users
+		opts.AlwaysEnableNonce = true
 	}
 	if o.TLS.CertFile != "" || o.TLS.KeyFile != "" || o.TLS.CAFile != "" {
 		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
@@ -154,8 +141,8 @@ func serverOptions(o ServerOptions) (*server.Options, error) {
 	return opts, nil
 }
 
-// nkeyUser is u as the server knows it: its key and its role's permissions.
-func nkeyUser(u auth.User) *server.NkeyUser {
+// serverPermissions are u's role's permissions as the server takes them.
+func serverPermissions(u auth.User) *server.Permissions {
 	p := auth.PermissionsOf(u)
 	perms := &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: p.Publish.Allow, Deny: p.Publish.Deny},
@@ -164,7 +151,7 @@ func nkeyUser(u auth.User) *server.NkeyUser {
 	if p.Responses {
 		perms.Response = &server.ResponsePermission{MaxMsgs: server.DEFAULT_ALLOW_RESPONSE_MAX_MSGS, Expires: server.DEFAULT_ALLOW_RESPONSE_EXPIRATION}
 	}
-	return &server.NkeyUser{Nkey: u.NKey, Permissions: perms}
+	return perms
 }
 
 func isLoopback(host string) bool {

@@ -88,6 +88,7 @@ type Ledger struct {
 	srv        *server.Server
 	serverOpts ServerOptions
 	auth       *embeddedAuth
+	users      *Users // the embedded server's, when it authenticates
 	authMu     sync.Mutex
 	nc         *nats.Conn
 	stream     jetstream.Stream
@@ -138,7 +139,8 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 			if l.auth, err = loadEmbeddedAuth(cfg.AuthFile, cfg.Credentials, true); err != nil {
 				return nil, err
 			}
-			l.serverOpts.Users = l.auth.users
+			l.users = NewUsers(l.auth.users)
+			l.serverOpts.Users = l.users
 		} else {
 			log.Warn("authentication is off: any process that reaches the listen address may record usage and change quotas; use --auth (docs/SECURITY.md)", "listen", cfg.Listen)
 		}

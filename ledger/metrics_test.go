@@ -153,9 +153,13 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 	}
 	who := events.Dimensions{"user": user, "model": "m1"}
 	one := events.Amounts{Requests: 1}
+	js := ledgertest.JetStream(t, ledgertest.Connect(t, l.ClientURL()))
 	check := func(allowed bool) {
 		t.Helper()
-		r, err := c.Check(ctx, api.CheckRequest{Tenant: tenant, Dims: who, Request: one})
+		// After every decision appended: a reserve is answered once
+		// appended, not once folded.
+		last := streamLastSeq(t, ctx, js)
+		r, err := c.Check(ctx, api.CheckRequest{Tenant: tenant, Dims: who, Request: one, AfterSeq: last})
 		if err != nil || r.Allowed != allowed {
 			t.Fatalf("check: allowed %v, %v; want allowed %v", r != nil && r.Allowed, err, allowed)
 		}
