@@ -3,18 +3,17 @@ package ledger
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ledgerworks/ledger/api"
 	"github.com/ledgerworks/ledger/auth"
+	"github.com/ledgerworks/ledger/cluster"
 	"github.com/ledgerworks/ledger/dashboard"
 	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/projections"
@@ -290,7 +289,7 @@ func (s *dashSource) Partitions(ctx context.Context) (dashboard.PartitionsView, 
 	if time.Since(s.partsAt) < partitionsMaxAge {
 		return s.parts, nil
 	}
-	members, err := gatherMembers(ctx, s.l.nc, membersWait)
+	members, err := cluster.Members(ctx, s.l.nc, membersWait)
 	if err != nil {
 		return dashboard.PartitionsView{}, err
 	}
@@ -350,39 +349,4 @@ func (s *dashSource) Partitions(ctx context.Context) (dashboard.PartitionsView, 
 	}
 	s.parts, s.partsAt = pv, time.Now()
 	return pv, nil
-}
-
-// gatherMembers asks every member of the cluster for its status and
-// gathers the answers that arrive within wait, sorted by name: what
-// client.Members does (which package ledger cannot import: the client's
-// tests start ledgers).
-func gatherMembers(ctx context.Context, nc *nats.Conn, wait time.Duration) ([]api.MemberStatus, error) {
-	inbox := nc.NewInbox() // the connection's own prefix, which its permissions allow
-	ch := make(chan *nats.Msg, 256)
-	sub, err := nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishRequest(api.SubjectClusterStatus, inbox, nil); err != nil {
-		return nil, err
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	out := []api.MemberStatus{}
-	for {
-		select {
-		case m := <-ch:
-			var st api.MemberStatus
-			if err := json.Unmarshal(m.Data, &st); err != nil {
-				return nil, fmt.Errorf("decode member status: %w", err)
-			}
-			out = append(out, st)
-		case <-timer.C:
-			slices.SortFunc(out, func(a, b api.MemberStatus) int { return cmp.Compare(a.Member, b.Member) })
-			return out, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 }
