@@ -18,5 +18,6 @@
 // in one place; the fence keeps them exact.
 //
 // Assignment (which partitions a member prefers to own and which it stands
-// by for) is plain data, parsed and checked here without any I/O.
+// by for) is plain data, parsed and checked here without any I/O. Members
+// gathers what every member says of itself on ledger.cluster.status.
 package cluster
