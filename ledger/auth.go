@@ -16,22 +16,23 @@ import (
 // the credentials file. Its key is made at start and never written down.
 const selfUserName = "_ledger-self"
 
-// embeddedAuth is the credentials file the ledger follows: the embedded
+// credentialsFile is the credentials file the ledger follows: the embedded
 // server's users, with the ledger's own identity on it, or, against an
 // external cluster (whose servers carry the NATS users), only who may sign
 // in to the dashboard.
-type embeddedAuth struct {
+type credentialsFile struct {
 	path  string
 	self  *auth.Identity // nil when Config.Credentials names the ledger's user
 	last  []byte         // the file's content the server has now
 	users []auth.User
 }
 
-// loadEmbeddedAuth reads the credentials file the embedded server starts
-// with. A file that is missing or malformed stops the start: a server told
-// to authenticate must not run open or with half its users.
-func loadEmbeddedAuth(path string, own auth.Credentials, embedded bool) (*embeddedAuth, error) {
-	a := &embeddedAuth{path: path}
+// followCredentials reads the credentials file the ledger starts with
+// (embedded: its server's users, with a key of its own made here). A file
+// that is missing or malformed stops the start: a server told to
+// authenticate must not run open or with half its users.
+func followCredentials(path string, own auth.Credentials, embedded bool) (*credentialsFile, error) {
+	a := &credentialsFile{path: path}
 	if embedded && own.NKeyFile == "" && own.CredsFile == "" {
 		id, err := auth.NewIdentity()
 		if err != nil {
@@ -46,7 +47,7 @@ func loadEmbeddedAuth(path string, own auth.Credentials, embedded bool) (*embedd
 }
 
 // read loads the file and reports whether it changed since the last read.
-func (a *embeddedAuth) read() (changed bool, err error) {
+func (a *credentialsFile) read() (changed bool, err error) {
 	data, err := os.ReadFile(a.path)
 	if err != nil {
 		return false, fmt.Errorf("credentials file: %w", err)
@@ -67,7 +68,7 @@ func (a *embeddedAuth) read() (changed bool, err error) {
 }
 
 // connectOptions are the options of the ledger's own connection.
-func connectOptions(cfg Config, a *embeddedAuth) ([]nats.Option, error) {
+func connectOptions(cfg Config, a *credentialsFile) ([]nats.Option, error) {
 	if a != nil && a.self != nil {
 		return a.self.Options(), nil
 	}

@@ -87,7 +87,7 @@ type Ledger struct {
 	cfg        Config
 	srv        *server.Server
 	serverOpts ServerOptions
-	auth       *embeddedAuth
+	auth       *credentialsFile
 	users      *Users // the embedded server's, when it authenticates
 	authMu     sync.Mutex
 	nc         *nats.Conn
@@ -136,7 +136,7 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 	if cfg.NATSURL == "" {
 		l.serverOpts = ServerOptions{Listen: cfg.Listen, StoreDir: filepath.Join(cfg.DataDir, "jetstream"), Durability: cfg.Durability, Logger: log, TLS: cfg.TLS}
 		if cfg.AuthFile != "" {
-			if l.auth, err = loadEmbeddedAuth(cfg.AuthFile, cfg.Credentials, true); err != nil {
+			if l.auth, err = followCredentials(cfg.AuthFile, cfg.Credentials, true); err != nil {
 				return nil, err
 			}
 			l.users = NewUsers(l.auth.users)
@@ -159,7 +159,7 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 		l.nc, err = nats.Connect(inProcessURL, append(opts, nats.InProcessServer(l.srv), nats.Name("ledger"))...)
 	} else {
 		if cfg.AuthFile != "" { // the dashboard's sign-in only: the servers carry the NATS users
-			if l.auth, err = loadEmbeddedAuth(cfg.AuthFile, cfg.Credentials, false); err != nil {
+			if l.auth, err = followCredentials(cfg.AuthFile, cfg.Credentials, false); err != nil {
 				return nil, err
 			}
 		}
