@@ -130,3 +130,32 @@ func BatchID(evs []Event) string {
 	}
 	return "b-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
+
+// A barrier is what a member appends, on ledger.ev.<partition>.barrier,
+// before it claims a partition of a replicated stream: the append's
+// acknowledgement needs the stream's quorum, so its sequence is the true
+// end of the partition then, where a read of the leader may not be (just
+// after a network partition heals, a node that led on the cut-off side can
+// still answer as leader, with its old last sequence). The member folds up
+// to the barrier before it answers. Every fold skips barriers: they carry
+// no event.
+const barrierClass = "barrier"
+
+// BarrierSubject is the subject of partition p's barriers.
+func BarrierSubject(p int) string {
+	return SubjectPrefix + "." + strconv.Itoa(p) + "." + barrierClass
+}
+
+// IsBarrier reports whether subject is a barrier's.
+func IsBarrier(subject string) bool {
+	rest, ok := strings.CutPrefix(subject, SubjectPrefix+".")
+	if !ok {
+		return false
+	}
+	p, class, ok := strings.Cut(rest, ".")
+	if !ok || class != barrierClass {
+		return false
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n < Partitions && strconv.Itoa(n) == p
+}

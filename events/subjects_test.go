@@ -122,3 +122,19 @@ func TestCheckPlacementIgnoresDecided(t *testing.T) {
 		}
 	}
 }
+
+func TestBarrierSubject(t *testing.T) {
+	for p := range events.Partitions {
+		if s := events.BarrierSubject(p); !events.IsBarrier(s) {
+			t.Errorf("%s is not a barrier", s)
+		}
+	}
+	for _, s := range []string{
+		"ledger.ev.16.barrier", "ledger.ev.03.barrier", "ledger.ev.-1.barrier", "ledger.ev.x.barrier",
+		"ledger.ev.3.barrier.x", "ledger.ev.3.acme.usage", events.Subject("barrier", events.ClassUsage), "other.3.barrier",
+	} {
+		if events.IsBarrier(s) {
+			t.Errorf("%s taken for a barrier", s)
+		}
+	}
+}

@@ -89,6 +89,8 @@ type Ledger struct {
 	serverOpts ServerOptions
 	auth       *credentialsFile
 	users      *Users // the embedded server's, when it authenticates
+	js         jetstream.JetStream
+	replicas   int // the stream's, at start
 	authMu     sync.Mutex
 	nc         *nats.Conn
 	stream     jetstream.Stream
@@ -187,6 +189,7 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 	// with a node would stop a cluster the stream survives.
 	l.stream = stream
 	replicas := stream.CachedInfo().Config.Replicas
+	l.js, l.replicas = js, replicas
 	if err := checkPartitionMappings(l.nc); err != nil {
 		return nil, err
 	}
@@ -203,6 +206,7 @@ func Start(ctx context.Context, cfg Config) (_ *Ledger, err error) {
 	}
 	if cfg.Member == "" {
 		cfg.Member = DefaultMemberName(cfg.DataDir)
+		l.cfg.Member = cfg.Member
 	}
 	popts := cfg.Projector
 	popts.Logger = log
@@ -284,6 +288,16 @@ func (o ownership) CatchUp(ctx context.Context, p int) error {
 	last, err := LastSeqOf(ctx, o.l.stream, []string{events.PartitionFilter(p)})
 	if err != nil {
 		return err
+	}
+	if o.l.replicas > 1 {
+		// The leader's answer may be stale just after a network partition
+		// heals; a barrier's acknowledgement needs the quorum
+		// (events.BarrierSubject).
+		ack, err := o.l.js.Publish(ctx, events.BarrierSubject(p), []byte(o.l.cfg.Member))
+		if err != nil {
+			return fmt.Errorf("barrier of partition %d: %w", p, err)
+		}
+		last = max(last, ack.Sequence)
 	}
 	return o.l.projector.WaitApplied(ctx, last)
 }

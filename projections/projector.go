@@ -339,6 +339,9 @@ func (p *Projector) Apply(msgs []Message) error {
 			continue // already folded (a redelivery after a reconnect)
 		}
 		last = m.Seq
+		if events.IsBarrier(m.Subject) {
+			continue // a new owner's mark of the partition's end: no event
+		}
 		st.messages++
 		tenant, class, err := events.ParseSubject(m.Subject)
 		if err != nil {

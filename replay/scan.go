@@ -98,6 +98,9 @@ func (s *Scanner) Scan(m *Message, fn func(r *Record)) {
 		s.First = m.Seq
 	}
 	s.Last, s.LastTime = m.Seq, m.Time
+	if events.IsBarrier(m.Subject) {
+		return // a new owner's mark of a partition's end, as the projector skips it
+	}
 	evs, decErr := events.DecodeBatch(m.Data)
 	if decErr != nil {
 		s.chain.addRaw(m.Seq, m.Data)
