@@ -227,13 +227,20 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Errorf("carla's requests: %q", got)
 	}
 	loadedAt := eval[float64](t, tab, `window.__testMark = window.ledgerDashboard.loadedAt`)
+	// moreSamples waits until the page's charts have taken n more points,
+	// so that what the screenshot shows is spread over time.
+	moreSamples := func(what string, n int) {
+		t.Helper()
+		have := eval[int](t, tab, `window.ledgerDashboard.samples`)
+		waitFor(t, tab, what, fmt.Sprintf(`window.ledgerDashboard.samples >= %d`, have+n), 20*time.Second)
+	}
 
 	// More usage: the page shows it live, in the same document.
 	for i, want := range []string{"350 / 1,000", "400 / 1,000", "450 / 1,000"} {
 		tokens := int64(100)
 		if i > 0 {
 			tokens = 50
-			time.Sleep(1500 * time.Millisecond) // steps the chart can show
+			moreSamples("the chart to sample the last step", 2)
 		}
 		record("acme", fmt.Sprintf("more-%d", i), events.Dimensions{events.DimUser: "ana"}, events.Amounts{Tokens: tokens})
 		waitFor(t, tab, "the page to show "+want+" live", usageRow("daily-tokens", "tokens", "")+` === "`+want+`"`, 10*time.Second)
@@ -247,7 +254,7 @@ func TestDashboardBrowser(t *testing.T) {
 	if got := eval[string](t, tab, `document.querySelector('#tdenials-body tbody').textContent`); !strings.Contains(got, "quota_exceeded") || !strings.Contains(got, "per-user") {
 		t.Errorf("last denials: %q", got)
 	}
-	time.Sleep(1200 * time.Millisecond) // one more chart sample after the last step
+	moreSamples("one more chart sample after the last step", 2)
 	screenshot(t, tab, "dashboard.png", true)
 
 	// The overview: every tenant and partition.
@@ -261,17 +268,20 @@ func TestDashboardBrowser(t *testing.T) {
 	waitFor(t, tab, "the filtered list", `[...document.querySelectorAll('tr[data-tenant]')].map(r => r.dataset.tenant).join(",") === "globex"`, 10*time.Second)
 	eval[bool](t, tab, `(f => { f.value = ""; return f.dispatchEvent(new Event("input")) })(document.getElementById("filter"))`)
 	waitFor(t, tab, "the whole list again", `document.querySelectorAll('tr[data-tenant]').length === 3`, 10*time.Second)
-	// Some traffic for the throughput chart to draw.
-	for i := range 30 {
-		if _, err := c.Check(ctx, api.CheckRequest{Tenant: "acme", Dims: events.Dimensions{events.DimUser: "bo"}}); err != nil {
-			t.Fatal(err)
+	// Some traffic for the throughput chart to draw, in rounds the chart
+	// samples apart.
+	for round := range 3 {
+		for i := range 10 {
+			if _, err := c.Check(ctx, api.CheckRequest{Tenant: "acme", Dims: events.Dimensions{events.DimUser: "bo"}}); err != nil {
+				t.Fatal(err)
+			}
+			if i%3 == 0 {
+				record("initech", fmt.Sprintf("i-more-%d-%d", round, i), nil, events.Amounts{Tokens: 10})
+			}
 		}
-		if i%3 == 0 {
-			record("initech", fmt.Sprintf("i-more-%d", i), nil, events.Amounts{Tokens: 10})
-		}
-		time.Sleep(100 * time.Millisecond)
+		moreSamples("the throughput chart to sample the round", 1)
 	}
-	time.Sleep(1200 * time.Millisecond)
+	moreSamples("one more throughput sample", 1)
 	screenshot(t, tab, "dashboard-overview.png", true)
 
 	if errs := probs.errors(false); len(errs) > 0 {

@@ -101,8 +101,10 @@ type Progress struct {
 	w     io.Writer
 	label string
 	bar   bool
-	every time.Duration
-	now   func() time.Time
+	every time.Duration // between two lines
+	// redraw is the least time between two draws of the bar.
+	redraw time.Duration
+	now    func() time.Time
 
 	mu        sync.Mutex
 	from, to  uint64
@@ -126,16 +128,17 @@ func NewProgress(w io.Writer, label string, mode ProgressMode) *Progress {
 	if w == nil || (mode != ProgressBar && mode != ProgressLines) {
 		return nil
 	}
-	return &Progress{w: w, label: label, bar: mode == ProgressBar, every: 5 * time.Second, now: time.Now}
+	return &Progress{w: w, label: label, bar: mode == ProgressBar, every: 5 * time.Second, redraw: 100 * time.Millisecond, now: time.Now}
 }
 
-// SetClock replaces the clock and the interval between two lines (tests of
-// the lines mode; the bar keeps its own time).
+// SetClock replaces the clock and the interval between two lines, which
+// is also the least time between two draws of the bar (tests; the bar
+// keeps its own clock for rates).
 func (p *Progress) SetClock(now func() time.Time, every time.Duration) {
 	if p == nil {
 		return
 	}
-	p.now, p.every = now, every
+	p.now, p.every, p.redraw = now, every, every
 }
 
 // Start begins a replay of sequences from..to.
@@ -162,7 +165,7 @@ func (p *Progress) Start(from, to uint64) {
 			progressbar.OptionSetItsString("msg"),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionThrottle(p.redraw),
 			progressbar.OptionUseANSICodes(true),
 			progressbar.OptionSetRenderBlankState(true),
 			progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),

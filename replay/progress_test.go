@@ -45,8 +45,8 @@ func TestProgressLines(t *testing.T) {
 func TestProgressBar(t *testing.T) {
 	var out bytes.Buffer
 	p := replay.NewProgress(&out, "report", replay.ProgressBar)
-	p.Start(101, 1100) // 1000 sequences
-	time.Sleep(150 * time.Millisecond)
+	p.SetClock(time.Now, 0) // every update drawn
+	p.Start(101, 1100)      // 1000 sequences
 	p.Update(600, 500)
 	got := out.String()
 	for _, want := range []string{"report", "50%", "500/1000", "msg/s"} {
@@ -116,8 +116,8 @@ func TestProgressAutoAndQuiet(t *testing.T) {
 	} {
 		f := parse(c.args...)
 		p := f.New(&stdout, &stderr, "audit")
+		p.SetClock(time.Now, 0) // every update drawn or written
 		p.Start(1, 100)
-		time.Sleep(110 * time.Millisecond)
 		p.Update(100, 100)
 		p.Finish()
 		if (p != nil) != c.show || (stderr.Len() > 0) != c.show || stdout.Len() > 0 {

@@ -5,8 +5,9 @@
 
 (function () {
   // What the browser test reads: when this page was loaded (a reload makes
-  // a new value) and how many live updates it has drawn.
-  const probe = { loadedAt: Date.now(), updates: 0 };
+  // a new value), how many live updates it has drawn and how many points
+  // its charts have taken.
+  const probe = { loadedAt: Date.now(), updates: 0, samples: 0 };
   window.ledgerDashboard = probe;
 
   const $ = (id) => document.getElementById(id);
@@ -338,6 +339,7 @@
       const s = this.series[i];
       if (!s) return;
       s.points.push([t, v]);
+      probe.samples++;
       const cut = t - this.maxSpan * 1000 - 5000;
       while (s.points.length > 2 && s.points[0][0] < cut) s.points.shift();
     }
