@@ -25,19 +25,11 @@ import (
 type Users struct {
 	mu    sync.Mutex
 	byKey map[string]auth.User
-	conns map[string]map[uint64]struct{} // open connections by user key
-	// tracked counts connections ever authenticated, to prune conns now
-	// and then.
-	tracked uint64
-	srv     *server.Server
+	srv   *server.Server
 }
 
 // NewUsers returns the users of list.
-func NewUsers(list []auth.User) *Users {
-	u := &Users{conns: map[string]map[uint64]struct{}{}}
-	u.byKey = byKey(list)
-	return u
-}
+func NewUsers(list []auth.User) *Users { return &Users{byKey: byKey(list)} }
 
 func byKey(list []auth.User) map[string]auth.User {
 	m := make(map[string]auth.User, len(list))
@@ -59,22 +51,22 @@ func (u *Users) attach(srv *server.Server) {
 func (u *Users) Set(list []auth.User) {
 	next := byKey(list)
 	u.mu.Lock()
-	var closing []uint64
-	for key, ids := range u.conns {
-		if now, ok := next[key]; ok && now.Role == u.byKey[key].Role && now.Tenant == u.byKey[key].Tenant {
-			continue
-		}
-		for id := range ids {
-			closing = append(closing, id)
-		}
-		delete(u.conns, key)
-	}
+	prev, srv := u.byKey, u.srv
 	u.byKey = next
-	srv := u.srv
 	u.mu.Unlock()
-	for _, id := range closing {
-		if srv != nil {
-			_ = srv.DisconnectClientByID(id) // gone already, at worst
+	if srv == nil {
+		return
+	}
+	// The server knows each connection's key (its authorized user).
+	cz, err := srv.Connz(&server.ConnzOptions{Username: true, Limit: 1 << 20})
+	if err != nil {
+		return
+	}
+	for _, c := range cz.Conns {
+		was, known := prev[c.AuthorizedUser]
+		now, listed := next[c.AuthorizedUser]
+		if known && (!listed || now.Role != was.Role || now.Tenant != was.Tenant) {
+			_ = srv.DisconnectClientByID(c.Cid) // gone already, at worst
 		}
 	}
 }
@@ -106,40 +98,6 @@ func (u *Users) Check(c server.ClientAuthentication) bool {
 	c.RegisterUser(&server.User{Username: user.Name, Permissions: serverPermissions(user)})
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if cur, ok := u.byKey[opts.Nkey]; !ok || cur != user {
-		return false // revoked or changed while we verified
-	}
-	if u.conns[opts.Nkey] == nil {
-		u.conns[opts.Nkey] = map[uint64]struct{}{}
-	}
-	u.conns[opts.Nkey][c.GetID()] = struct{}{}
-	if u.tracked++; u.tracked%1024 == 0 && u.srv != nil {
-		go u.prune(u.srv)
-	}
-	return true
-}
-
-// prune forgets connections the server has closed, every 1024 connections,
-// so that the map holds about what is open.
-func (u *Users) prune(srv *server.Server) {
-	cz, err := srv.Connz(&server.ConnzOptions{Limit: 1 << 20})
-	if err != nil {
-		return
-	}
-	open := make(map[uint64]struct{}, len(cz.Conns))
-	for _, ci := range cz.Conns {
-		open[ci.Cid] = struct{}{}
-	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for key, ids := range u.conns {
-		for id := range ids {
-			if _, ok := open[id]; !ok {
-				delete(ids, id)
-			}
-		}
-		if len(ids) == 0 {
-			delete(u.conns, key)
-		}
-	}
+	cur, ok := u.byKey[opts.Nkey]
+	return ok && cur == user // not revoked or changed while we verified
 }
