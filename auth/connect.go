@@ -44,13 +44,13 @@ func (c Credentials) Options() ([]nats.Option, error) {
 			prefix = InboxPrefix(id.PublicKey())
 		}
 	case c.CredsFile != "":
-		pub, err := publicKeyOf(c.CredsFile)
+		id, err := LoadIdentity(c.CredsFile) // a creds file holds the user's seed too
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts, nats.UserCredentials(c.CredsFile))
 		if prefix == "" {
-			prefix = InboxPrefix(pub)
+			prefix = InboxPrefix(id.PublicKey())
 		}
 	}
 	if prefix != "" {
@@ -148,18 +148,4 @@ func (id *Identity) WriteSeed(path string, u User) error {
 		err = cerr
 	}
 	return err
-}
-
-// publicKeyOf reads a JWT creds file's user key.
-func publicKeyOf(credsFile string) (string, error) {
-	data, err := os.ReadFile(credsFile)
-	if err != nil {
-		return "", err
-	}
-	kp, err := nkeys.ParseDecoratedNKey(data)
-	if err != nil {
-		return "", fmt.Errorf("%s: no user seed in the creds file: %w", credsFile, err)
-	}
-	defer kp.Wipe()
-	return kp.PublicKey()
 }
