@@ -142,8 +142,11 @@ func (q *Quota) Matches(dims Dimensions, groups []string) bool {
 // SplitKey is the counter key of a call under this quota: the values of the
 // split dimensions joined by "/", in the quota's order ("" when unsplit).
 func (q *Quota) SplitKey(dims Dimensions) string {
-	if len(q.Split) == 0 {
+	switch len(q.Split) {
+	case 0:
 		return ""
+	case 1: // the usual split, by one dimension: its value, not a copy
+		return dims[q.Split[0]]
 	}
 	n := 0
 	for _, d := range q.Split {

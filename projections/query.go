@@ -47,6 +47,11 @@ type LimitStatus struct {
 // quota ID then limit order.
 func Statuses(t *Tenant, c Counters, call Call, now time.Time) []LimitStatus {
 	var out []LimitStatus
+	if len(t.order) > 0 {
+		// Room for the usual call's limits in one allocation: growing the
+		// slice one status at a time cost a check two more.
+		out = make([]LimitStatus, 0, 4)
+	}
 	for _, id := range t.QuotaIDs() {
 		qs := t.Quotas[id]
 		if !qs.Quota.Matches(call.Dims, call.Groups) {

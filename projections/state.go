@@ -147,7 +147,14 @@ func (t *Tenant) Restored() *Tenant {
 // every reset of the quota or of the split, so a reset starts new counters
 // without deleting anything.
 func (t *Tenant) epoch(quota, split string) uint32 {
-	return t.Epochs[quota] + t.Epochs[quota+"\x00"+split]
+	if len(t.Epochs) == 0 { // no counter was ever reset: the usual case
+		return 0
+	}
+	// The split's key is built in a stack buffer: a map lookup by
+	// string(bytes) does not allocate, a concatenation does.
+	var buf [128]byte
+	k := append(append(append(buf[:0], quota...), 0), split...)
+	return t.Epochs[quota] + t.Epochs[string(k)]
 }
 
 func (t *Tenant) bumpEpoch(key string) {
