@@ -1,6 +1,8 @@
 package projections
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -510,31 +512,48 @@ func TestLateEvents(t *testing.T) {
 
 // The remembered calendar period is the one worked out afresh, whatever
 // order times come in: forward as a live ledger sees them, backward and
-// jumping as a replay of late events or a second tenant does, and across
-// DST changes and period edges.
+// jumping as a replay of late events or a second tenant does, across DST
+// changes and period edges, and from several goroutines at once (checks and
+// the fold share the memory).
 func TestCalendarPeriodRemembered(t *testing.T) {
 	zones := []string{"UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Lord_Howe"}
 	units := []string{events.UnitHour, events.UnitDay, events.UnitWeek, events.UnitMonth}
 	base := time.Date(2024, 3, 9, 22, 0, 0, 0, time.UTC) // a US and a Lord Howe DST change close by
 	steps := []time.Duration{0, time.Hour, 29 * time.Minute, 23 * time.Hour, -47 * time.Hour, time.Nanosecond, -time.Nanosecond,
 		26 * time.Hour, 24 * 40 * time.Hour, -24 * 90 * time.Hour, 3 * time.Hour, 30 * time.Minute}
-	for _, tz := range zones {
-		for _, unit := range units {
-			w := events.Window{Kind: events.Calendar, Unit: unit, TZ: tz}
-			at := base
-			for i, step := range steps {
-				at = at.Add(step)
-				for _, probe := range []time.Time{at, calendarStart(w, at), calendarNext(w, calendarStart(w, at)).Add(-time.Nanosecond)} {
-					start := calendarStart(w, probe)
-					want := Span{From: start.Unix(), To: start.Unix(), Start: start, ResetsAt: calendarNext(w, start)}
-					if got := SpanAt(w, probe); got != want {
-						t.Fatalf("%s %s step %d at %s: span %+v, want %+v", tz, unit, i, probe, got, want)
-					}
-					if got := Bucket(w, probe); got != start.Unix() {
-						t.Fatalf("%s %s step %d at %s: bucket %d, want %d", tz, unit, i, probe, got, start.Unix())
-					}
+	walk := func(w events.Window, shift time.Duration) error {
+		at := base.Add(shift)
+		for i, step := range steps {
+			at = at.Add(step)
+			for _, probe := range []time.Time{at, calendarStart(w, at), calendarNext(w, calendarStart(w, at)).Add(-time.Nanosecond)} {
+				start := calendarStart(w, probe)
+				want := Span{From: start.Unix(), To: start.Unix(), Start: start, ResetsAt: calendarNext(w, start)}
+				if got := SpanAt(w, probe); got != want {
+					return fmt.Errorf("%s %s step %d at %s: span %+v, want %+v", w.TZ, w.Unit, i, probe, got, want)
+				}
+				if got := Bucket(w, probe); got != start.Unix() {
+					return fmt.Errorf("%s %s step %d at %s: bucket %d, want %d", w.TZ, w.Unit, i, probe, got, start.Unix())
 				}
 			}
 		}
+		return nil
 	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, tz := range zones {
+				for _, unit := range units {
+					// Each goroutine walks from another day, so they keep
+					// replacing each other's remembered periods.
+					if err := walk(events.Window{Kind: events.Calendar, Unit: unit, TZ: tz}, time.Duration(g)*37*time.Hour); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
