@@ -69,8 +69,10 @@ func (o ProjectorOptions) Filters() []string {
 }
 
 // Projector folds the ledger stream into a Store and serves reads of the
-// result. One goroutine applies messages; reads run concurrently and always
-// see the state at a whole committed batch.
+// result. Run works in two stages: one goroutine decodes, validates and
+// deduplicates a batch while another folds and commits the batch before
+// it, in stream order; reads run concurrently and always see the state at a
+// whole committed batch.
 type Projector struct {
 	js    jetstream.JetStream
 	store *Store
@@ -229,6 +231,35 @@ func (p *Projector) follow(ctx context.Context) (stalled bool, err error) {
 		return false, consumerError{fmt.Errorf("consume %s: %w", p.opts.Stream, err)}
 	}
 	defer cc.Stop()
+
+	// Two stages: this goroutine decodes, validates and deduplicates the
+	// next batch while another folds and commits the last one, so that the
+	// fold has a core of its own when there is one (ingest ran ~1.4× the
+	// raw publish rate with one stage, the fold alone trailing the
+	// producers on one of two cores).
+	commits := make(chan *batch, 1)
+	failed := make(chan error, 1)
+	folding := make(chan struct{})
+	go func() {
+		defer close(folding)
+		for b := range commits {
+			if p.opts.BeforeFold != nil {
+				p.opts.BeforeFold(ctx)
+			}
+			if err := p.commit(b); err != nil {
+				failed <- err
+				for range commits { // drain: nothing more is committed
+				}
+				return
+			}
+		}
+	}()
+	// Returning waits for the batches handed over to be committed: the next
+	// consumer starts after the applied sequence.
+	defer func() { close(commits); <-folding }()
+	var pending []*batch // handed over, not committed yet
+	prepared := p.applied.Load()
+
 	check := time.NewTicker(stallCheck)
 	defer check.Stop()
 	delivered := false // since the last check
@@ -237,6 +268,8 @@ func (p *Projector) follow(ctx context.Context) (stalled bool, err error) {
 		select {
 		case <-ctx.Done():
 			return false, nil
+		case err := <-failed:
+			return false, err
 		case <-check.C:
 			if !delivered && p.behind(ctx) {
 				return true, nil
@@ -258,12 +291,30 @@ func (p *Projector) follow(ctx context.Context) (stalled bool, err error) {
 				break drain
 			}
 		}
-		if p.opts.BeforeFold != nil {
-			p.opts.BeforeFold(ctx)
+		applied := p.applied.Load()
+		for len(pending) > 0 && pending[0].last <= applied {
+			pending = pending[1:] // committed: the store holds its IDs
 		}
-		if err := p.apply(batch); err != nil {
+		msgs, err := messagesOf(batch)
+		if err != nil {
 			return false, err
 		}
+		b, err := p.prepare(msgs, prepared, pending)
+		if err != nil {
+			return false, err
+		}
+		if b == nil {
+			continue
+		}
+		select {
+		case commits <- b:
+		case err := <-failed:
+			return false, err
+		case <-ctx.Done():
+			return false, nil
+		}
+		pending = append(pending, b)
+		prepared = b.last
 	}
 }
 
@@ -294,16 +345,18 @@ type Message struct {
 	Data    []byte
 }
 
-func (p *Projector) apply(batch []jetstream.Msg) error {
+// messagesOf reads the stream sequence of each message from its reply
+// subject.
+func messagesOf(batch []jetstream.Msg) ([]Message, error) {
 	msgs := make([]Message, 0, len(batch))
 	for _, m := range batch {
 		md, err := m.Metadata()
 		if err != nil {
-			return fmt.Errorf("message metadata: %w", err)
+			return nil, fmt.Errorf("message metadata: %w", err)
 		}
 		msgs = append(msgs, Message{Seq: md.Sequence.Stream, Subject: m.Subject(), Data: m.Data()})
 	}
-	return p.Apply(msgs)
+	return msgs, nil
 }
 
 // Apply folds messages, in stream order, into one commit. It is exported for
@@ -320,29 +373,47 @@ func (p *Projector) apply(batch []jetstream.Msg) error {
 // the write lock is taken (only Apply writes the store, so reading it
 // unlocked is safe): readers wait only for the fold and the commit.
 func (p *Projector) Apply(msgs []Message) error {
-	if len(msgs) == 0 {
-		return nil
+	b, err := p.prepare(msgs, p.applied.Load(), nil)
+	if err != nil || b == nil {
+		return err
 	}
-	type folded struct {
-		tenant string
-		meta   Meta
-		evs    []*events.Event // valid, not seen before
-	}
-	var work []folded
-	var seen []SeenID
-	type eventKey struct{ tenant, id string }
-	inBatch := map[eventKey]struct{}{}
-	var last uint64
-	var st foldStats // added to p.stats once committed
+	return p.commit(b)
+}
+
+// batch is stream messages decoded, validated and deduplicated: the first
+// of Apply's two stages, which needs no lock. follow prepares the next
+// batch while the last one is folded and committed.
+type batch struct {
+	work []foldWork
+	seen []SeenID
+	ids  map[eventKey]struct{} // what it folds, for batches prepared before it commits
+	last uint64
+	st   foldStats // added to p.stats once committed
+}
+
+type foldWork struct {
+	tenant string
+	meta   Meta
+	evs    []*events.Event // valid, not seen before
+}
+
+type eventKey struct{ tenant, id string }
+
+// prepare reads the messages after sequence after. pending are the batches
+// prepared before and not committed yet: the store does not hold their
+// event IDs, so prepare drops those itself. It returns nil when no message
+// is new.
+func (p *Projector) prepare(msgs []Message, after uint64, pending []*batch) (*batch, error) {
+	b := &batch{ids: map[eventKey]struct{}{}}
 	for _, m := range msgs {
-		if m.Seq <= p.applied.Load() {
+		if m.Seq <= after {
 			continue // already folded (a redelivery after a reconnect)
 		}
-		last = m.Seq
+		b.last = m.Seq
 		if events.IsBarrier(m.Subject) {
 			continue // a new owner's mark of the partition's end: no event
 		}
-		st.messages++
+		b.st.messages++
 		tenant, class, err := events.ParseSubject(m.Subject)
 		if err != nil {
 			p.reject("subject", m.Seq, err)
@@ -353,7 +424,7 @@ func (p *Projector) Apply(msgs []Message) error {
 			p.reject("message", m.Seq, err)
 			continue
 		}
-		f := folded{tenant: tenant, meta: Meta{Seq: m.Seq, Decision: class == events.ClassDecision}, evs: make([]*events.Event, 0, len(evs))}
+		f := foldWork{tenant: tenant, meta: Meta{Seq: m.Seq, Decision: class == events.ClassDecision}, evs: make([]*events.Event, 0, len(evs))}
 		for i := range evs {
 			ev := &evs[i]
 			if err := ev.Validate(); err != nil {
@@ -364,29 +435,49 @@ func (p *Projector) Apply(msgs []Message) error {
 				p.reject("event", m.Seq, err)
 				continue
 			}
-			dk := eventKey{tenant, ev.ID}
-			if _, dup := inBatch[dk]; dup {
-				st.duplicates++
-				continue
-			}
-			dup, err := p.store.Seen(tenant, ev.ID)
+			dup, err := p.seenBefore(b, pending, eventKey{tenant, ev.ID})
 			if err != nil {
-				return fmt.Errorf("dedup %s/%s: %w", tenant, ev.ID, err)
+				return nil, err
 			}
 			if dup {
-				st.duplicates++
+				b.st.duplicates++
 				continue
 			}
-			inBatch[dk] = struct{}{}
-			seen = append(seen, SeenID{Tenant: tenant, ID: ev.ID, Seq: m.Seq})
+			b.ids[eventKey{tenant, ev.ID}] = struct{}{}
+			b.seen = append(b.seen, SeenID{Tenant: tenant, ID: ev.ID, Seq: m.Seq})
 			f.evs = append(f.evs, ev)
 		}
-		work = append(work, f)
+		b.work = append(b.work, f)
 	}
-	if last == 0 {
-		return nil
+	if b.last == 0 {
+		return nil, nil
 	}
+	return b, nil
+}
 
+// seenBefore reports whether an event was folded before: by b itself, by a
+// batch still waiting for its commit, or by the store.
+func (p *Projector) seenBefore(b *batch, pending []*batch, k eventKey) (bool, error) {
+	if _, dup := b.ids[k]; dup {
+		return true, nil
+	}
+	for _, pb := range pending {
+		if _, dup := pb.ids[k]; dup {
+			return true, nil
+		}
+	}
+	dup, err := p.store.Seen(k.tenant, k.id)
+	if err != nil {
+		return false, fmt.Errorf("dedup %s/%s: %w", k.tenant, k.id, err)
+	}
+	return dup, nil
+}
+
+// commit folds a prepared batch and commits it: the second stage, under the
+// write lock. Commits must not overlap, and must come in the order the
+// batches were prepared.
+func (p *Projector) commit(b *batch) error {
+	st := b.st
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	d := NewDeltas()
@@ -398,7 +489,7 @@ func (p *Projector) Apply(msgs []Message) error {
 	clear(p.counters)
 	d.Counters = p.counters
 	dirty := map[string]*Tenant{}
-	for _, f := range work {
+	for _, f := range b.work {
 		t, err := p.tenantLocked(f.tenant, true)
 		if err != nil {
 			return err
@@ -410,7 +501,7 @@ func (p *Projector) Apply(msgs []Message) error {
 			Evolve(t, ev, f.meta, d)
 		}
 	}
-	c := &Commit{Deltas: d, Seen: seen, Applied: last}
+	c := &Commit{Deltas: d, Seen: b.seen, Applied: b.last}
 	for _, t := range dirty {
 		c.Tenants = append(c.Tenants, t)
 	}
@@ -418,9 +509,9 @@ func (p *Projector) Apply(msgs []Message) error {
 		// The cached states already hold this batch: forget them, so that
 		// whoever retries folds from what the store has.
 		p.tenants = map[string]*Tenant{}
-		return fmt.Errorf("commit through sequence %d: %w", last, err)
+		return fmt.Errorf("commit through sequence %d: %w", b.last, err)
 	}
-	p.applied.Store(last)
+	p.applied.Store(b.last)
 	p.stats.add(&st)
 	if len(p.tenants) > p.opts.MaxTenants {
 		for name := range p.tenants { // every state is in the store; drop any
