@@ -124,6 +124,13 @@ var calendarPeriods sync.Map // events.Window -> *calendarPeriod
 
 // calendarPeriodAt returns the period of calendar window w holding t: the
 // same as calendarStart and calendarNext, remembered.
+//
+// Only a period with one UTC offset throughout is remembered: within it
+// every instant has the same local clock shift, so calendarStart gives the
+// same start for all of them. A period across a change of offset is worked
+// out every time, since calendarStart need not agree with itself there (in
+// a zone that shifts by 30 minutes, the hours before and after the change
+// overlap), and the fold must not depend on which instant came first.
 func calendarPeriodAt(w events.Window, t time.Time) calendarPeriod {
 	if v, ok := calendarPeriods.Load(w); ok {
 		if p := v.(*calendarPeriod); !t.Before(p.start) && t.Before(p.next) {
@@ -132,7 +139,9 @@ func calendarPeriodAt(w events.Window, t time.Time) calendarPeriod {
 	}
 	s := calendarStart(w, t)
 	p := &calendarPeriod{start: s, next: calendarNext(w, s)}
-	calendarPeriods.Store(w, p)
+	if _, end := s.ZoneBounds(); end.IsZero() || !end.Before(p.next) {
+		calendarPeriods.Store(w, p)
+	}
 	return *p
 }
 

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -511,30 +512,49 @@ func TestLateEvents(t *testing.T) {
 }
 
 // The remembered calendar period is the one worked out afresh, whatever
-// order times come in: forward as a live ledger sees them, backward and
-// jumping as a replay of late events or a second tenant does, across DST
-// changes and period edges, and from several goroutines at once (checks and
-// the fold share the memory).
+// order instants come in: forward as a live ledger sees them, backward and
+// jumping as a replay of late events does, from several goroutines at once
+// (checks and the fold share the memory), and around every change of UTC
+// offset in zones that shift by an hour, by 30 minutes (Lord Howe, where
+// the hours before and after the change overlap), at midnight (São Paulo in
+// 2018) or by 45 minutes (Chatham). The instants alternate between just
+// after a change and just before it.
 func TestCalendarPeriodRemembered(t *testing.T) {
-	zones := []string{"UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Lord_Howe"}
+	zones := []string{"UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Lord_Howe", "America/Sao_Paulo", "Pacific/Chatham"}
 	units := []string{events.UnitHour, events.UnitDay, events.UnitWeek, events.UnitMonth}
-	base := time.Date(2024, 3, 9, 22, 0, 0, 0, time.UTC) // a US and a Lord Howe DST change close by
-	steps := []time.Duration{0, time.Hour, 29 * time.Minute, 23 * time.Hour, -47 * time.Hour, time.Nanosecond, -time.Nanosecond,
-		26 * time.Hour, 24 * 40 * time.Hour, -24 * 90 * time.Hour, 3 * time.Hour, 30 * time.Minute}
-	walk := func(w events.Window, shift time.Duration) error {
-		at := base.Add(shift)
-		for i, step := range steps {
-			at = at.Add(step)
-			for _, probe := range []time.Time{at, calendarStart(w, at), calendarNext(w, calendarStart(w, at)).Add(-time.Nanosecond)} {
-				start := calendarStart(w, probe)
-				want := Span{From: start.Unix(), To: start.Unix(), Start: start, ResetsAt: calendarNext(w, start)}
-				if got := SpanAt(w, probe); got != want {
-					return fmt.Errorf("%s %s step %d at %s: span %+v, want %+v", w.TZ, w.Unit, i, probe, got, want)
+	steps := []time.Duration{0, time.Nanosecond, 10 * time.Minute, 29 * time.Minute, 31 * time.Minute, 59 * time.Minute, 61 * time.Minute, 25 * time.Hour}
+	// probes are the instants around every change of offset in 2018 and
+	// 2024: just after a change, then as far before it, so that what was
+	// remembered after the change is asked about before it.
+	probes := func(loc *time.Location) []time.Time {
+		var out []time.Time
+		for _, year := range []int{2018, 2024} {
+			at := time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC)
+			for range 8 {
+				_, end := at.In(loc).ZoneBounds()
+				if end.IsZero() || end.Year() > year {
+					break
 				}
-				if got := Bucket(w, probe); got != start.Unix() {
-					return fmt.Errorf("%s %s step %d at %s: bucket %d, want %d", w.TZ, w.Unit, i, probe, got, start.Unix())
+				for _, d := range steps {
+					out = append(out, end.Add(d), end.Add(-d))
 				}
+				at = end
 			}
+			out = append(out, at.AddDate(0, 0, 3)) // a day with no change at all
+		}
+		return out
+	}
+	same := func(a, b Span) bool {
+		return a.From == b.From && a.To == b.To && a.Start.Equal(b.Start) && a.ResetsAt.Equal(b.ResetsAt)
+	}
+	check := func(w events.Window, at time.Time) error {
+		start := calendarStart(w, at)
+		want := Span{From: start.Unix(), To: start.Unix(), Start: start, ResetsAt: calendarNext(w, start)}
+		if got := SpanAt(w, at); !same(got, want) {
+			return fmt.Errorf("%s %s at %s: span %+v, want %+v", w.TZ, w.Unit, at.UTC(), got, want)
+		}
+		if got := Bucket(w, at); got != start.Unix() {
+			return fmt.Errorf("%s %s at %s: bucket %d, want %d", w.TZ, w.Unit, at.UTC(), got, start.Unix())
 		}
 		return nil
 	}
@@ -544,12 +564,22 @@ func TestCalendarPeriodRemembered(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for _, tz := range zones {
+				loc, err := events.LoadZone(tz)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ps := probes(loc)
+				if g%2 == 1 {
+					slices.Reverse(ps) // before each change first, and walking back
+				}
 				for _, unit := range units {
-					// Each goroutine walks from another day, so they keep
-					// replacing each other's remembered periods.
-					if err := walk(events.Window{Kind: events.Calendar, Unit: unit, TZ: tz}, time.Duration(g)*37*time.Hour); err != nil {
-						t.Error(err)
-						return
+					w := events.Window{Kind: events.Calendar, Unit: unit, TZ: tz}
+					for _, at := range ps {
+						if err := check(w, at); err != nil {
+							t.Error(err)
+							return
+						}
 					}
 				}
 			}
