@@ -380,8 +380,10 @@ func messagesOf(batch []jetstream.Msg) ([]Message, error) {
 // the message, and a refused event's ID stays unseen.
 //
 // Decoding, validation and deduplication against the store happen before
-// the write lock is taken (only Apply writes the store, so reading it
-// unlocked is safe): readers wait only for the fold and the commit.
+// the write lock is taken (prepare; reading the store unlocked is safe,
+// since only commit writes it and Pebble shows whole commits), so readers
+// wait only for the fold and the commit. Run's own loop overlaps the two
+// stages of consecutive batches (see follow).
 func (p *Projector) Apply(msgs []Message) error {
 	b, err := p.prepare(msgs, p.applied.Load(), nil)
 	if err != nil || b == nil {
