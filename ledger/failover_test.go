@@ -140,10 +140,13 @@ func (f *hotFailover) exactlyTheLimit(t *testing.T, ctx context.Context, atLeast
 }
 
 // limitHeld checks that the owner answers from state at least as fresh as
-// stream sequence atLeast, with the whole limit held.
+// stream sequence atLeast, with the whole limit held. The check asks for
+// the tenant's last decision to be folded first (after_seq): a decision is
+// answered once appended, not once folded, so the last grants can still be
+// on their way into the owner's projection when the callers are done.
 func (f *hotFailover) limitHeld(t *testing.T, ctx context.Context, atLeast uint64) {
 	t.Helper()
-	r, err := f.c.Check(ctx, api.CheckRequest{Tenant: hotTenant, Dims: f.dims, Request: events.Amounts{Tokens: 1}})
+	r, err := f.c.Check(ctx, api.CheckRequest{Tenant: hotTenant, Dims: f.dims, Request: events.Amounts{Tokens: 1}, AfterSeq: lastDecision(t, ctx, f.js, hotTenant)})
 	if err != nil {
 		t.Fatal(err)
 	}
