@@ -259,13 +259,15 @@ func (p *Projector) follow(ctx context.Context) (stalled bool, err error) {
 	// Returning waits for the batches handed over to be committed: the next
 	// consumer starts after the applied sequence.
 	defer func() { close(commits); <-folding }()
-	var pending []*batch // handed over, not committed yet
+	// The hand-over is unbuffered, so stage two has committed every batch
+	// but the last one handed over: only that one can be uncommitted.
+	var handed *batch
 	prepared := p.applied.Load()
 
 	check := time.NewTicker(stallCheck)
 	defer check.Stop()
 	delivered := false // since the last check
-	batch := make([]jetstream.Msg, 0, p.opts.MaxBatch)
+	pulled := make([]jetstream.Msg, 0, p.opts.MaxBatch)
 	for {
 		select {
 		case <-ctx.Done():
@@ -279,33 +281,25 @@ func (p *Projector) follow(ctx context.Context) (stalled bool, err error) {
 			delivered = false
 			continue
 		case m := <-ch:
-			batch = append(batch[:0], m)
+			pulled = append(pulled[:0], m)
 		}
 		delivered = true
-		size := len(batch[0].Data())
+		size := len(pulled[0].Data())
 	drain:
-		for len(batch) < p.opts.MaxBatch && size < p.opts.MaxBatchBytes {
+		for len(pulled) < p.opts.MaxBatch && size < p.opts.MaxBatchBytes {
 			select {
 			case m := <-ch:
-				batch = append(batch, m)
+				pulled = append(pulled, m)
 				size += len(m.Data())
 			default:
 				break drain
 			}
 		}
-		// Committed batches leave: the store holds their IDs. Their slots
-		// are cleared, so that no decoded batch outlives its commit.
-		applied := p.applied.Load()
-		n := 0
-		for _, pb := range pending {
-			if pb.last > applied {
-				pending[n] = pb
-				n++
-			}
+		var pending []*batch
+		if handed != nil && handed.last > p.applied.Load() {
+			pending = []*batch{handed} // the store does not hold its IDs yet
 		}
-		clear(pending[n:])
-		pending = pending[:n]
-		msgs, err := messagesOf(batch)
+		msgs, err := messagesOf(pulled)
 		if err != nil {
 			return false, err
 		}
@@ -323,7 +317,7 @@ func (p *Projector) follow(ctx context.Context) (stalled bool, err error) {
 		case <-ctx.Done():
 			return false, nil
 		}
-		pending = append(pending, b)
+		handed = b
 		prepared = b.last
 	}
 }
