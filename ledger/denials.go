@@ -127,8 +127,7 @@ func (l *denialLog) All() []dashboard.Denial {
 func (s *Service) noteDenials(op string, h func(context.Context, request) (any, error)) func(context.Context, request) (any, error) {
 	return func(ctx context.Context, in request) (any, error) {
 		reply, err := h(ctx, in)
-		switch r := reply.(type) {
-		case api.CheckReply:
+		if r, ok := checkReplyIn(reply); ok {
 			if err == nil && !r.Allowed {
 				d := dashboard.Denial{Time: s.opts.Now().UTC(), Tenant: in.tenant, Op: op, Code: string(r.Code), Reason: r.Reason, Message: r.Message, RetryAfter: r.RetryAfter}
 				for _, l := range r.Limits {
@@ -139,7 +138,7 @@ func (s *Service) noteDenials(op string, h func(context.Context, request) (any, 
 				}
 				s.denials.add(d)
 			}
-		case api.BatchReply:
+		} else if r, ok := reply.(api.BatchReply); ok {
 			for _, res := range r.Results {
 				if res.Error != nil {
 					s.noteDenial("batch", in.tenant, res.Error)

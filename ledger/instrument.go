@@ -52,7 +52,7 @@ func checkResult(reply any, err error) string {
 	if err != nil {
 		return string(events.AsError(err).Code)
 	}
-	if r, ok := reply.(api.CheckReply); ok && !r.Allowed {
+	if r, ok := checkReplyIn(reply); ok && !r.Allowed {
 		return string(r.Code)
 	}
 	return "allowed"

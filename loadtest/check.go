@@ -40,34 +40,29 @@ func (e *env) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer stop()
 	echoSubject := "benchecho." + e.prefix
 	echo := func(int) error {
 		_, err := e.nc.Request(echoSubject, body, 5*time.Second)
 		return err
 	}
-	baseSeq, err := sequential(ctx, seqWarmup, seqMax, e.cfg.Duration, echo)
-	if err != nil {
-		stop()
-		return fmt.Errorf("echo: %w", err)
-	}
-	baseTput, err := concurrent(ctx, e.cfg.Concurrency, e.cfg.Duration, echo)
-	stop()
-	if err != nil {
-		return fmt.Errorf("echo: %w", err)
-	}
 	check := func(i int) error {
 		_, err := e.cl.Check(ctx, reqs[i%len(reqs)])
 		return err
 	}
-	seq, err := sequential(ctx, seqWarmup, seqMax, e.cfg.Duration, check)
+	// The echo and the checks take turns (see interleaved), so that both
+	// figures of a ratio are measured in the same seconds.
+	lat, err := interleaved(ctx, seqWarmup, seqMax, e.cfg.Duration, echo, check)
 	if err != nil {
-		return fmt.Errorf("check: %w", err)
+		return fmt.Errorf("check or echo: %w", err)
 	}
-	tput, err := concurrent(ctx, e.cfg.Concurrency, e.cfg.Duration, check)
+	baseSeq, seq := lat[0], lat[1]
+	rates, err := concurrentRounds(ctx, e.cfg.Concurrency, 4, e.cfg.Duration, echo, check)
 	if err != nil {
-		return fmt.Errorf("check: %w", err)
+		return fmt.Errorf("check or echo: %w", err)
 	}
-	e.notef("check: %d sequential calls (echo %d), %d concurrent callers on one connection", len(seq), len(baseSeq), e.cfg.Concurrency)
+	baseTput, tput := rates[0], rates[1]
+	e.notef("check: %d sequential calls (echo %d) in alternating blocks of %d, %d concurrent callers on one connection in 4 alternating rounds", len(seq), len(baseSeq), interleaveBlock, e.cfg.Concurrency)
 	e.report("check", "p50_us", seq.quantile(0.5), baseSeq.quantile(0.5), true)
 	e.report("check", "p99_us", seq.quantile(0.99), baseSeq.quantile(0.99), true)
 	e.report("check", "throughput_per_s", tput, baseTput, false)

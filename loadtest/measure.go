@@ -50,6 +50,62 @@ func sequential(ctx context.Context, warmup, max int, d time.Duration, fn func(i
 	return out, nil
 }
 
+// interleaved measures sequential calls of several functions (a baseline
+// and what is compared with it) in alternating blocks of interleaveBlock
+// calls: warm-up calls of each first, then up to max measured calls of each
+// within d per function. The machine's pace drifts over seconds (other
+// processes, the ledger's own compactions, CPU frequency), and measuring one
+// function after the other put that drift into their ratio; alternating
+// gives both the same conditions.
+func interleaved(ctx context.Context, warmup, max int, d time.Duration, fns ...func(i int) error) ([]latencies, error) {
+	for _, fn := range fns {
+		for i := range warmup {
+			if err := fn(i); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out := make([]latencies, len(fns))
+	for k := range out {
+		out[k] = make(latencies, 0, max)
+	}
+	deadline := time.Now().Add(time.Duration(len(fns)) * d)
+	for n := 0; n < max && ctx.Err() == nil && time.Now().Before(deadline); n += interleaveBlock {
+		for k, fn := range fns {
+			for i := n; i < min(n+interleaveBlock, max); i++ {
+				t := time.Now()
+				if err := fn(warmup + i); err != nil {
+					return nil, err
+				}
+				out[k] = append(out[k], time.Since(t))
+			}
+		}
+	}
+	return out, nil
+}
+
+// interleaveBlock is the calls of one function in a row in interleaved:
+// enough that switching costs nothing measurable, few enough that a second
+// holds dozens of switches.
+const interleaveBlock = 200
+
+// concurrentRounds is concurrent for several functions taking turns: rounds
+// rounds of d/rounds each per function, for the same reason as interleaved.
+// It returns each function's completed calls per second over its rounds.
+func concurrentRounds(ctx context.Context, n, rounds int, d time.Duration, fns ...func(i int) error) ([]float64, error) {
+	out := make([]float64, len(fns))
+	for range rounds {
+		for k, fn := range fns {
+			r, err := concurrent(ctx, n, d/time.Duration(rounds), fn)
+			if err != nil {
+				return nil, err
+			}
+			out[k] += r / float64(rounds) // rounds of equal length: the mean rate
+		}
+	}
+	return out, nil
+}
+
 // concurrent runs fn from n goroutines for d and returns completed calls per
 // second. Worker w's k-th call gets i = k*n+w.
 func concurrent(ctx context.Context, n int, d time.Duration, fn func(i int) error) (float64, error) {

@@ -52,6 +52,14 @@ func Statuses(t *Tenant, c Counters, call Call, now time.Time) []LimitStatus {
 		// slice one status at a time cost a check two more.
 		out = make([]LimitStatus, 0, 4)
 	}
+	return AppendStatuses(out, t, c, call, now)
+}
+
+// AppendStatuses is Statuses appending to dst: a check answered for every
+// call a metered service makes passes a buffer of its own instead of
+// allocating one.
+func AppendStatuses(dst []LimitStatus, t *Tenant, c Counters, call Call, now time.Time) []LimitStatus {
+	out := dst
 	for _, id := range t.QuotaIDs() {
 		qs := t.Quotas[id]
 		if !qs.Quota.Matches(call.Dims, call.Groups) {
