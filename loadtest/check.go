@@ -31,7 +31,7 @@ func (e *env) check(ctx context.Context) error {
 	if err := e.ensureIngested(ctx, pop, min(e.cfg.Events, 50_000)); err != nil {
 		return err
 	}
-	reqs := checkRequests(pop, 4096)
+	reqs := checkRequests(pop, 4096, 0)
 	body, err := api.Encode(api.Msgpack, reqs[0])
 	if err != nil {
 		return err
@@ -69,9 +69,10 @@ func (e *env) check(ctx context.Context) error {
 	return nil
 }
 
-// checkRequests returns n checks of random accounts of pop.
-func checkRequests(pop *population, n int) []api.CheckRequest {
-	r := rand.New(rand.NewPCG(3, 4))
+// checkRequests returns n checks of random accounts of pop, drawn from the
+// random stream named by seed.
+func checkRequests(pop *population, n int, seed uint64) []api.CheckRequest {
+	r := rand.New(rand.NewPCG(3, 4+seed))
 	out := make([]api.CheckRequest, n)
 	for i := range out {
 		tenant, user := pop.account(r.IntN(pop.accounts))

@@ -54,3 +54,48 @@ func TestConfigValidate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// interleaved alternates its functions in blocks, so that a baseline and
+// what is compared with it see the same seconds of the machine.
+func TestInterleavedAlternatesInBlocks(t *testing.T) {
+	var order []int
+	calls := [2]int{}
+	fn := func(k int) func(int) error {
+		return func(i int) error {
+			if i != calls[k] {
+				t.Errorf("function %d: call %d numbered %d", k, calls[k], i)
+			}
+			calls[k]++
+			order = append(order, k)
+			return nil
+		}
+	}
+	const warmup, max = 3, 2*interleaveBlock + 50
+	lat, err := interleaved(context.Background(), warmup, max, time.Minute, fn(0), fn(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lat) != 2 || len(lat[0]) != max || len(lat[1]) != max {
+		t.Fatalf("measured %d and %d calls, want %d each", len(lat[0]), len(lat[1]), max)
+	}
+	// Warm-up of each, then blocks of 0s and 1s taking turns.
+	want := append(make([]int, warmup), make([]int, warmup)...)
+	for k := warmup; k < 2*warmup; k++ {
+		want[k] = 1
+	}
+	for n := 0; n < max; n += interleaveBlock {
+		for k := range 2 {
+			for range min(interleaveBlock, max-n) {
+				want = append(want, k)
+			}
+		}
+	}
+	if len(order) != len(want) {
+		t.Fatalf("%d calls, want %d", len(order), len(want))
+	}
+	for i := range want {
+		if order[i] != want[i] {
+			t.Fatalf("call %d went to function %d, want %d", i, order[i], want[i])
+		}
+	}
+}
