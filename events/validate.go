@@ -101,12 +101,36 @@ func (e *Event) Validate() error {
 	return nil
 }
 
-func (e *Event) validate() *Error {
-	if e.Tenant == "" {
+// ValidateCall checks what a quota check asks about (a tenant, dimensions,
+// groups and amounts) as Validate checks a usage event that carries them,
+// with the same errors, without building the event: a service checks a
+// quota for every call it meters.
+func ValidateCall(tenant string, dims Dimensions, groups []string, a *Amounts) error {
+	if err := validateTenant(tenant); err != nil {
+		return err
+	}
+	if err := validateScope(dims, groups); err != nil {
+		return err
+	}
+	if err := (&UsageRecorded{Amounts: *a}).validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func validateTenant(tenant string) *Error {
+	if tenant == "" {
 		return invalid("tenant", "missing")
 	}
-	if !ValidTenant(e.Tenant) {
-		return invalid("tenant", "%q cannot be a subject token: use 1-%d of [A-Za-z0-9_-]", e.Tenant, maxTenantLen)
+	if !ValidTenant(tenant) {
+		return invalid("tenant", "%q cannot be a subject token: use 1-%d of [A-Za-z0-9_-]", tenant, maxTenantLen)
+	}
+	return nil
+}
+
+func (e *Event) validate() *Error {
+	if err := validateTenant(e.Tenant); err != nil {
+		return err
 	}
 	if !validID(e.ID) {
 		return invalid("id", "must be 1-%d printable ASCII characters without spaces", maxIDLen)
@@ -123,10 +147,18 @@ func (e *Event) validate() *Error {
 	if y := e.Time.Year(); y < 2000 || y > 2200 {
 		return invalid("time", "year %d out of range", y)
 	}
-	if len(e.Dims) > maxDims {
-		return invalid("dims", "%d dimensions, limit %d", len(e.Dims), maxDims)
+	if err := validateScope(e.Dims, e.Groups); err != nil {
+		return err
 	}
-	for k, v := range e.Dims {
+	return e.Payload.validate()
+}
+
+// validateScope checks an event's or a call's dimensions and groups.
+func validateScope(dims Dimensions, groups []string) *Error {
+	if len(dims) > maxDims {
+		return invalid("dims", "%d dimensions, limit %d", len(dims), maxDims)
+	}
+	for k, v := range dims {
 		if !validToken(k, maxDimKeyLen) {
 			return invalid("dims", "name %q: use 1-%d of [A-Za-z0-9_-]", k, maxDimKeyLen)
 		}
@@ -134,15 +166,15 @@ func (e *Event) validate() *Error {
 			return invalid("dims."+k, "must be printable UTF-8 of at most %d bytes", maxDimValLen)
 		}
 	}
-	if len(e.Groups) > maxGroups {
-		return invalid("groups", "%d groups, limit %d", len(e.Groups), maxGroups)
+	if len(groups) > maxGroups {
+		return invalid("groups", "%d groups, limit %d", len(groups), maxGroups)
 	}
-	for _, g := range e.Groups {
+	for _, g := range groups {
 		if g == "" || !validText(g, maxDimValLen) {
 			return invalid("groups", "must be non-empty printable UTF-8 of at most %d bytes", maxDimValLen)
 		}
 	}
-	return e.Payload.validate()
+	return nil
 }
 
 // CheckSkew refuses an event whose time is more than skew away from now.

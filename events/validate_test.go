@@ -508,3 +508,47 @@ func TestZonesFromTheLedgersDatabase(t *testing.T) {
 		t.Errorf(`LoadZone("") = %v, %v`, loc, err)
 	}
 }
+
+// ValidateCall answers every call exactly as Validate answers the usage
+// event that carries it: a quota check is refused for what would refuse its
+// usage, with the same code and message.
+func TestValidateCallIsValidateOfItsUsage(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	for _, c := range []struct {
+		name   string
+		tenant string
+		dims   events.Dimensions
+		groups []string
+		a      events.Amounts
+	}{
+		{"valid", "acme", events.Dimensions{"user": "ana", "model": "gpt-4o"}, []string{"team-a"}, events.Amounts{Tokens: 10}},
+		{"nothing asked", "acme", nil, nil, events.Amounts{}},
+		{"no tenant", "", nil, nil, events.Amounts{}},
+		{"tenant with a dot", "ac.me", nil, nil, events.Amounts{}},
+		{"dimension name with a space", "acme", events.Dimensions{"us er": "ana"}, nil, events.Amounts{}},
+		{"dimension value with a control character", "acme", events.Dimensions{"user": "a\x01na"}, nil, events.Amounts{}},
+		{"dimension value too long", "acme", events.Dimensions{"user": long}, nil, events.Amounts{}},
+		{"too many dimensions", "acme", manyDims(100), nil, events.Amounts{}},
+		{"empty group", "acme", nil, []string{""}, events.Amounts{}},
+		{"too many groups", "acme", nil, make([]string, 1000), events.Amounts{}},
+		{"negative tokens", "acme", nil, nil, events.Amounts{Tokens: -1}},
+		{"negative cost", "acme", events.Dimensions{"user": "ana"}, nil, events.Amounts{Cost: -5}},
+		{"negative action", "acme", nil, nil, events.Amounts{Actions: events.Counts{"search": -1}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			probe := events.New("check", c.tenant, time.Now(), c.dims, &events.UsageRecorded{Amounts: c.a})
+			probe.Groups = c.groups
+			want := probe.Validate()
+			got := events.ValidateCall(c.tenant, c.dims, c.groups, &c.a)
+			if (got == nil) != (want == nil) || (got != nil && got.Error() != want.Error()) {
+				t.Fatalf("ValidateCall: %v; Validate of the usage: %v", got, want)
+			}
+			if valid := c.name == "valid" || c.name == "nothing asked"; valid != (got == nil) {
+				t.Fatalf("ValidateCall: %v", got)
+			}
+			if got != nil {
+				wantCode(t, got, events.AsError(want))
+			}
+		})
+	}
+}

@@ -610,9 +610,7 @@ func (s *Service) check(ctx context.Context, in request) (any, error) {
 	}
 	now := s.opts.Now()
 	// A check is validated like the usage it asks about.
-	probe := events.New("check", req.Tenant, now, req.Dims, &events.UsageRecorded{Amounts: req.Request})
-	probe.Groups = req.Groups
-	if err := probe.Validate(); err != nil {
+	if err := events.ValidateCall(req.Tenant, req.Dims, req.Groups, &req.Request); err != nil {
 		return nil, err
 	}
 	if err := s.waitApplied(ctx, req.Tenant, req.AfterSeq); err != nil {
