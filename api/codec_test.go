@@ -402,3 +402,31 @@ func TestRecordUsageCarriesCanonicalEvents(t *testing.T) {
 		}
 	}
 }
+
+// DecodeCheckRequest reuses the request's dimensions map, and nothing of
+// the request it held before is left, whatever the next one's encoding.
+func TestDecodeCheckRequestReusesItsMap(t *testing.T) {
+	first := exampleCheck()
+	second := api.CheckRequest{Tenant: "acme", Dims: events.Dimensions{"user": "bob"}, Request: events.Amounts{Tokens: 7}}
+	var req api.CheckRequest
+	for i, c := range []struct {
+		enc  api.Encoding
+		want api.CheckRequest
+	}{{api.Msgpack, first}, {api.Msgpack, second}, {api.JSON, first}, {api.Msgpack, api.CheckRequest{Tenant: "acme"}}, {api.JSON, second}} {
+		b, err := api.Encode(c.enc, c.want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := reflect.ValueOf(req.Dims).Pointer()
+		if err := api.DecodeCheckRequest(b, &req); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if !same(req, c.want) {
+			t.Fatalf("request %d (%s):\n got %+v\nwant %+v", i, c.enc, req, c.want)
+		}
+		// Canonical msgpack reuses the map the previous request left.
+		if c.enc == api.Msgpack && before != 0 && reflect.ValueOf(req.Dims).Pointer() != before {
+			t.Errorf("request %d: a new dimensions map, not the reused one", i)
+		}
+	}
+}

@@ -69,6 +69,28 @@ func grow(b []byte, n int) []byte {
 	return append(make([]byte, 0, len(b)+n), b...)
 }
 
+// DecodeCheckRequest is Decode for a check request, reusing the map of
+// req.Dims (emptied first) instead of allocating one when the request is
+// canonical msgpack: a service decodes a check for every call it meters,
+// and keeps its requests for reuse. req.Dims may then be empty rather
+// than nil.
+func DecodeCheckRequest(b []byte, req *CheckRequest) error {
+	dims := req.Dims
+	clear(dims)
+	*req = CheckRequest{}
+	if dims != nil && checkShapeOK && len(b) <= MaxRequestBytes && Detect(b) == Msgpack {
+		r := &mp.Reader{B: b}
+		x := CheckRequest{Dims: dims}
+		if readCheckRequest(r, &x) && r.Done() {
+			*req = x
+			return nil
+		}
+	}
+	// Anything else (JSON, a non-canonical encoding, an error) as Decode
+	// does it, into a new map.
+	return Decode(b, req)
+}
+
 // decodeFast decodes canonical msgpack into v, or reports false (v may then
 // hold part of the input: decode it again from scratch).
 func decodeFast(b []byte, v any) bool {
@@ -367,7 +389,7 @@ func readCheckRequest(r *mp.Reader, req *CheckRequest) bool {
 		case 0:
 			req.Tenant, ok = r.Str()
 		case 1:
-			req.Dims, ok = readStrMap(r)
+			req.Dims, ok = readStrMap(r, req.Dims)
 		case 2:
 			req.Groups, ok = readStrs(r)
 		case 3:
@@ -382,13 +404,16 @@ func readCheckRequest(r *mp.Reader, req *CheckRequest) bool {
 	return true
 }
 
-// readStrMap reads a non-empty map of strings with sorted keys.
-func readStrMap(r *mp.Reader) (map[string]string, bool) {
+// readStrMap reads a non-empty map of strings with sorted keys, into m if
+// it is not nil (it must be empty), else into a new map.
+func readStrMap(r *mp.Reader, m map[string]string) (map[string]string, bool) {
 	n, ok := r.MapLen()
 	if !ok || n == 0 {
 		return nil, false
 	}
-	m := make(map[string]string, n)
+	if m == nil {
+		m = make(map[string]string, n)
+	}
 	var prev []byte
 	for j := range n {
 		kb, ok := r.StrBytes()

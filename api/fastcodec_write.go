@@ -181,7 +181,7 @@ func readReserveRequest(r *mp.Reader, req *ReserveRequest) bool {
 		case 1:
 			req.Reservation, ok = r.Str()
 		case 2:
-			req.Dims, ok = readStrMap(r)
+			req.Dims, ok = readStrMap(r, nil)
 		case 3:
 			req.Groups, ok = readStrs(r)
 		case 4:

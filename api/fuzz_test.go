@@ -28,7 +28,25 @@ func FuzzDecodeCheckRequest(f *testing.F) {
 			f.Add(b)
 		}
 	}
-	f.Fuzz(fuzzDecodeRequest[api.CheckRequest])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fuzzDecodeRequest[api.CheckRequest](t, b)
+		reusedDecodeIsDecode(t, b)
+	})
+}
+
+// reusedDecodeIsDecode: DecodeCheckRequest into a request that held another
+// one answers exactly what Decode into a new request answers.
+func reusedDecodeIsDecode(t *testing.T, b []byte) {
+	var fresh api.CheckRequest
+	want := api.Decode(b, &fresh)
+	reused := api.CheckRequest{Tenant: "stale", Dims: events.Dimensions{"user": "stale", "zz": "stale"}, Groups: []string{"stale"}, AfterSeq: 9}
+	got := api.DecodeCheckRequest(b, &reused)
+	if (got == nil) != (want == nil) || (got != nil && got.Error() != want.Error()) {
+		t.Fatalf("DecodeCheckRequest: %v; Decode: %v", got, want)
+	}
+	if want == nil && !same(reused, fresh) {
+		t.Fatalf("DecodeCheckRequest into a used request:\n got %+v\nwant %+v", reused, fresh)
+	}
 }
 
 // FuzzDecodeReserveRequest is FuzzDecodeCheckRequest for reserve requests.

@@ -604,8 +604,14 @@ func (s *Service) usage(ctx context.Context, in request) (any, error) {
 }
 
 func (s *Service) check(ctx context.Context, in request) (any, error) {
-	req, err := decodeTenant(in, func(r *api.CheckRequest) *string { return &r.Tenant })
-	if err != nil {
+	// Requests are reused, with their dimensions map: nothing the check
+	// answers or notes keeps the request (only strings read from it).
+	req := checkRequests.Get().(*api.CheckRequest)
+	defer checkRequests.Put(req)
+	if err := api.DecodeCheckRequest(in.data, req); err != nil {
+		return nil, err
+	}
+	if err := bindTenant(&req.Tenant, in.tenant); err != nil {
 		return nil, err
 	}
 	now := s.opts.Now()
@@ -621,7 +627,7 @@ func (s *Service) check(ctx context.Context, in request) (any, error) {
 		return api.CheckReply{Code: e.Code, Reason: "unknown_project", Message: e.Message, Limits: []api.LimitStatus{}, AppliedSeq: s.proj.Applied()}, nil
 	}
 	a := checkAnswers.Get().(*checkAnswer)
-	err = s.proj.View(req.Tenant, func(t *projections.Tenant, c projections.Counters, applied uint64) error {
+	err := s.proj.View(req.Tenant, func(t *projections.Tenant, c projections.Counters, applied uint64) error {
 		var buf [len(checkAnswer{}.limits)]projections.LimitStatus
 		sts := projections.AppendStatuses(buf[:0], t, c, projections.Call{Dims: req.Dims, Groups: req.Groups, Request: req.Request, Permit: true}, now)
 		checkReplyInto(&a.CheckReply, a.limits[:0], a.starts[:0], sts, now)
@@ -651,7 +657,10 @@ type checkAnswer struct {
 	starts [4]time.Time
 }
 
-var checkAnswers = sync.Pool{New: func() any { return new(checkAnswer) }}
+var (
+	checkAnswers  = sync.Pool{New: func() any { return new(checkAnswer) }}
+	checkRequests = sync.Pool{New: func() any { return new(api.CheckRequest) }}
+)
 
 // release returns a to checkAnswers: a and its reply must not be used
 // after. Only the service's respond calls it, once the reply is encoded.
