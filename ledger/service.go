@@ -663,7 +663,8 @@ var (
 )
 
 // release returns a to checkAnswers: a and its reply must not be used
-// after. Only the service's respond calls it, once the reply is encoded.
+// after. The service's respond calls it once the reply is encoded, and
+// check when it fails before answering.
 func (a *checkAnswer) release() {
 	a.CheckReply = api.CheckReply{}
 	checkAnswers.Put(a)
