@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/ledgerworks/ledger/api"
-	"github.com/ledgerworks/ledger/client"
 	"github.com/ledgerworks/ledger/events"
 	"github.com/ledgerworks/ledger/internal/ledgertest"
 	"github.com/ledgerworks/ledger/ledger"
@@ -22,10 +21,7 @@ import (
 func TestConcurrentChecksAnswerTheirOwnCall(t *testing.T) {
 	ctx := testCtx(t, 60*time.Second)
 	l := ledgertest.StartLedger(t, ledger.Config{})
-	c, err := client.New(ledgertest.Connect(t, l.ClientURL()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newClient(t, ledgertest.Connect(t, l.ClientURL()))
 	const tenant, users, max = "checks-acme", 11, 10
 	day := events.Window{Kind: events.Calendar, Unit: events.UnitDay}
 	if _, err := c.SetQuota(ctx, tenant, events.Quota{ID: "per-user", Split: []string{events.DimUser},

@@ -46,10 +46,7 @@ func (e *env) check(ctx context.Context) error {
 		_, err := e.nc.Request(echoSubject, body, 5*time.Second)
 		return err
 	}
-	check := func(i int) error {
-		_, err := e.cl.Check(ctx, reqs[i%len(reqs)])
-		return err
-	}
+	check := e.checkCalls(ctx, reqs)
 	// The echo and the checks take turns (see interleaved), so that both
 	// figures of a ratio are measured in the same seconds.
 	lat, err := interleaved(ctx, seqWarmup, seqMax, e.cfg.Duration, echo, check)
@@ -67,6 +64,15 @@ func (e *env) check(ctx context.Context) error {
 	e.report("check", "p99_us", seq.quantile(0.99), baseSeq.quantile(0.99), true)
 	e.report("check", "throughput_per_s", tput, baseTput, false)
 	return nil
+}
+
+// checkCalls returns a call for sequential and concurrent: its i-th call
+// sends the i-th of reqs (cycling) through the Go client.
+func (e *env) checkCalls(ctx context.Context, reqs []api.CheckRequest) func(i int) error {
+	return func(i int) error {
+		_, err := e.cl.Check(ctx, reqs[i%len(reqs)])
+		return err
+	}
 }
 
 // checkRequests returns n checks of random accounts of pop, drawn from the

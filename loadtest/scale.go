@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"time"
-
-	"github.com/ledgerworks/ledger/api"
 )
 
 // scaleResult holds the figures of one phase of the scale scenario.
@@ -46,15 +44,9 @@ func (e *env) scale(ctx context.Context, which string) error {
 		// hits, as they were there. The large one's are accounts its phase
 		// did not check (another random stream, none repeated), so that its
 		// limits are not in the caches, as they were not there.
-		check := func(reqs []api.CheckRequest) func(int) error {
-			return func(i int) error {
-				_, err := e.cl.Check(ctx, reqs[i%len(reqs)])
-				return err
-			}
-		}
 		calls := seqWarmup + seqMax/4
 		lat, err := interleaved(ctx, seqWarmup, seqMax/4, e.cfg.Duration,
-			check(checkRequests(small.pop, 4096, 0)), check(checkRequests(large.pop, calls, 1)))
+			e.checkCalls(ctx, checkRequests(small.pop, 4096, 0)), e.checkCalls(ctx, checkRequests(large.pop, calls, 1)))
 		if err != nil {
 			return fmt.Errorf("check: %w", err)
 		}
@@ -89,10 +81,7 @@ func (e *env) scalePhase(ctx context.Context, name string, n int, pick func(int)
 	settled := e.waitCompactions(ctx, 30*time.Second)
 	reqs := checkRequests(pop, 4096, 0)
 	r.pop = pop
-	seq, err := sequential(ctx, seqWarmup, seqMax/4, e.cfg.Duration, func(i int) error {
-		_, err := e.cl.Check(ctx, reqs[i%len(reqs)])
-		return err
-	})
+	seq, err := sequential(ctx, seqWarmup, seqMax/4, e.cfg.Duration, e.checkCalls(ctx, reqs))
 	if err != nil {
 		return r, fmt.Errorf("check: %w", err)
 	}
